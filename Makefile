@@ -1,0 +1,34 @@
+# pvrnn: `make demo` runs the main job on a bundled example, `make test` runs the checks.
+# Both create .venv on first use. torch is pinned here only (pyproject declares a range).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench notebooks clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,plot,bench,notebooks]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pvrnn demo
+
+test: $(STAMP)
+	$(BIN)/ruff check pvrnn tests benchmarks
+	$(BIN)/python -m pytest -q -n 2
+
+lint: $(STAMP)
+	$(BIN)/ruff check pvrnn tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_vocoder.py
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pvrnn.tools.run_notebooks notebooks
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,218 @@
+"""The phase vocoder: audio <-> :class:`~pvrnn.Frames`, one batched call, no loops.
+
+Analysis is ``torch.stft`` followed by elementwise work over all frames and bins at once:
+magnitude, phase, and the instantaneous frequency from the wrapped phase advance between
+consecutive frames. Synthesis integrates the frequency back into phase (one float64 cumsum
+over frames) and overlap-adds the inverse FFT with ``torch.istft``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import PvrnnError, check_audio, check_int, check_positive, fail
+from .frames import TWO_PI, Frames, bin_advance, wrap
+
+__all__ = ["PhaseVocoder", "make_window"]
+
+_WINDOWS = {
+    "hann": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+    "rectangular": lambda n, dtype=None: torch.ones(n, dtype=dtype),
+}
+
+
+def make_window(window: str | torch.Tensor, win_length: int) -> torch.Tensor:
+    """A periodic analysis window of ``win_length`` samples, float32, by name or as given."""
+    if isinstance(window, torch.Tensor):
+        if window.dim() != 1 or window.shape[0] != win_length:
+            raise fail("window", window, f"a 1-D tensor of win_length={win_length} samples")
+        return window.to(torch.float32)
+    if window not in _WINDOWS:
+        raise fail("window", window, "one of " + ", ".join(map(repr, _WINDOWS)) + " or a tensor")
+    return _WINDOWS[window](win_length, dtype=torch.float32)
+
+
+class PhaseVocoder(nn.Module):
+    """Analysis into per-bin (magnitude, instantaneous frequency) frames, and resynthesis.
+
+    Args:
+        n_fft (int): FFT size, samples. 2048 at 44.1 kHz is 46 ms: fine frequency resolution
+            (21.5 Hz bins) for tonal instruments; 512 suits faster-changing sounds.
+        hop_length (int, optional): samples between frames; default ``n_fft // 4``.
+        win_length (int, optional): window length, ``<= n_fft``; default ``n_fft``.
+        window (str or Tensor): ``"hann"`` (default), ``"hamming"``, ``"blackman"``,
+            ``"rectangular"`` or a tensor of ``win_length`` samples.
+        sample_rate (float): Hz, carried into the frames to express frequency in Hz.
+
+    Frames use ``torch.stft(center=True, pad_mode="reflect")``: frame ``t`` is centred on sample
+    ``t * hop_length``, and a signal of ``n`` samples gives ``1 + n // hop_length`` frames.
+
+    Example:
+        >>> pv = pvrnn.PhaseVocoder(n_fft=2048, hop_length=512, sample_rate=44100)
+        >>> frames = pv.analyze(audio)                      # (..., n_frames, 1025)
+        >>> again = pv.synthesize(frames, length=audio.shape[-1])
+    """
+
+    window: torch.Tensor
+
+    def __init__(
+        self,
+        n_fft: int = 2048,
+        hop_length: int | None = None,
+        win_length: int | None = None,
+        window: str | torch.Tensor = "hann",
+        sample_rate: float = 44100,
+    ) -> None:
+        super().__init__()
+        self.n_fft = check_int("n_fft", n_fft, low=2)
+        self.hop_length = check_int(
+            "hop_length", n_fft // 4 if hop_length is None else hop_length, low=1, high=n_fft
+        )
+        self.win_length = check_int(
+            "win_length", n_fft if win_length is None else win_length, low=1, high=n_fft
+        )
+        self.sample_rate = check_positive("sample_rate", sample_rate)
+        self.register_buffer("window", make_window(window, self.win_length), persistent=False)
+        # Overlap-add of the squared window must not vanish anywhere (NOLA) for synthesis.
+        padded = torch.nn.functional.pad(
+            self.window, ((n_fft - self.win_length) // 2, (n_fft - self.win_length + 1) // 2)
+        )
+        frames_per_period = math.ceil(n_fft / self.hop_length)
+        envelope = torch.zeros(self.hop_length * (frames_per_period + 1) + n_fft)
+        for i in range(frames_per_period + 1):  # a handful of window placements, at init only
+            envelope[i * self.hop_length : i * self.hop_length + n_fft] += padded.square()
+        middle = envelope[n_fft : n_fft + self.hop_length]
+        self.invertible = bool(middle.min() > 1e-10)
+
+    @property
+    def n_bins(self) -> int:
+        """``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_fft={self.n_fft}, hop_length={self.hop_length}, win_length={self.win_length}, "
+            f"sample_rate={self.sample_rate:g}"
+        )
+
+    def n_frames(self, length: int) -> int:
+        """Number of frames for a signal of ``length`` samples."""
+        return 1 + length // self.hop_length
+
+    # -- analysis ------------------------------------------------------------------------------
+    def analyze(self, audio: torch.Tensor) -> Frames:
+        """Audio ``(..., time)`` -> :class:`Frames` ``(..., n_frames, n_bins)``.
+
+        Args:
+            audio (Tensor): float32 or float64 waveform ``(..., time)``, at least ``n_fft``
+                samples, finite. Leading dims are kept.
+
+        Returns:
+            Frames: magnitude and instantaneous frequency (Hz), in the dtype of ``audio``,
+            on its device, with the first frame's phase for exact resynthesis.
+
+        Raises:
+            PvrnnError: when ``audio`` is not a finite floating tensor of at least ``n_fft``
+                samples.
+        """
+        audio = check_audio(audio, min_length=self.n_fft, min_length_reason=f"n_fft={self.n_fft}")
+        batch, length = audio.shape[:-1], audio.shape[-1]
+        window = self.window.to(device=audio.device, dtype=audio.dtype)
+        spec = torch.stft(
+            audio.reshape(-1, length), self.n_fft, self.hop_length, self.win_length, window,
+            center=True, pad_mode="reflect", return_complex=True,
+        )  # (B, n_bins, n_frames)
+        magnitude, deviation, start_phase = _analysis(
+            torch.view_as_real(spec.transpose(-1, -2)),
+            bin_advance(self.n_bins, self.n_fft, self.hop_length, audio.device),
+            self.sample_rate / (TWO_PI * self.hop_length),
+        )
+        n_frames = magnitude.shape[-2]
+        return Frames(
+            magnitude.reshape(*batch, n_frames, self.n_bins),
+            deviation=deviation.reshape(*batch, n_frames, self.n_bins),
+            start_phase=start_phase.reshape(*batch, self.n_bins),
+            sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+        )
+
+    # -- synthesis -----------------------------------------------------------------------------
+    def synthesize(self, frames: Frames, length: int | None = None) -> torch.Tensor:
+        """:class:`Frames` ``(..., n_frames, n_bins)`` -> audio ``(..., time)``.
+
+        Frequencies are integrated into phase from the frames' start phase (float64 cumsum,
+        wrapped), magnitudes below zero are treated as zero, missing upper bins (see
+        :meth:`Frames.partials`) are silent, and frames are overlap-added by ``torch.istft``.
+
+        Args:
+            frames (Frames): frames of this vocoder's ``n_fft``, ``hop_length`` and sample rate.
+            length (int, optional): output samples; default ``(n_frames - 1) * hop_length``.
+
+        Returns:
+            Tensor: ``(..., length)`` in the dtype of ``frames``.
+
+        Raises:
+            PvrnnError: when the frames come from other analysis settings, or the window and
+                hop cannot be inverted.
+        """
+        if not isinstance(frames, Frames):
+            raise fail("frames", frames, "a pvrnn.Frames")
+        for name in ("n_fft", "hop_length"):
+            if getattr(frames, name) != getattr(self, name):
+                raise fail(f"frames.{name}", getattr(frames, name), f"{getattr(self, name)} "
+                           f"(this PhaseVocoder's {name})")
+        if abs(frames.sample_rate - self.sample_rate) > 1e-6 * self.sample_rate:
+            raise fail("frames.sample_rate", frames.sample_rate, f"{self.sample_rate:g} Hz")
+        if not self.invertible:
+            raise PvrnnError(
+                f"hop_length={self.hop_length}: too large to resynthesize with this window "
+                f"(win_length={self.win_length}); expected overlapping windows, e.g. "
+                f"hop_length <= win_length // 2"
+            )
+        if frames.n_frames < 1:
+            raise fail("frames", frames, "at least one frame")
+        if length is not None:
+            length = check_int("length", length, low=1)
+        batch, n_frames = frames.shape[:-2], frames.n_frames
+        phase = frames.phase().to(frames.dtype)
+        batch = phase.shape[:-2]
+        magnitude = frames.magnitude.clamp_min(0).expand_as(phase)
+        spec = torch.polar(magnitude, phase)
+        if frames.n_bins < self.n_bins:
+            spec = torch.nn.functional.pad(spec, (0, self.n_bins - frames.n_bins))
+        window = self.window.to(device=magnitude.device, dtype=magnitude.dtype)
+        audio = torch.istft(
+            spec.reshape(-1, n_frames, self.n_bins).transpose(-1, -2),
+            self.n_fft, self.hop_length, self.win_length, window, center=True,
+            length=(n_frames - 1) * self.hop_length if length is None else length,
+        )
+        return audio.reshape(*batch, audio.shape[-1])
+
+    def forward(self, audio: torch.Tensor) -> Frames:
+        """Same as :meth:`analyze`."""
+        return self.analyze(audio)
+
+
+def _analysis(
+    spec: torch.Tensor, advance: torch.Tensor, hz_per_radian: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(re, im) ``(B, n_frames, n_bins, 2)`` -> magnitude, deviation (Hz), start phase.
+
+    The phase advance between frames is the difference of the analysis phases taken in float64
+    and wrapped, so that summing the advances telescopes back to the analysis phases.
+    """
+    re, im = spec[..., 0], spec[..., 1]
+    magnitude = torch.hypot(re, im)
+    phase = torch.atan2(im, re)
+    phase64 = phase.to(torch.float64)
+    advance_dev = wrap(phase64[:, 1:] - phase64[:, :-1] - advance)
+    deviation = (advance_dev * hz_per_radian).to(magnitude.dtype)
+    if deviation.shape[-2] == 0:  # a single frame: no advance to measure
+        deviation = torch.zeros_like(magnitude)
+    else:  # frame 0 has no predecessor: it takes frame 1's frequency
+        deviation = torch.cat([deviation[:, :1], deviation], dim=-2)
+    return magnitude, deviation, phase[:, 0]
