@@ -1,9 +1,18 @@
 """pvrnn: phase-vocoder spectral synthesis with recurrent mixture-density networks."""
 
+from .codec import FrameCodec
 from .errors import PvrnnError, PvrnnWarning
 from .frames import FrameDeltas, Frames
 from .vocoder import PhaseVocoder
 
 __version__ = "0.1.0"
 
-__all__ = ["PvrnnError", "PvrnnWarning", "Frames", "FrameDeltas", "PhaseVocoder", "__version__"]
+__all__ = [
+    "PvrnnError",
+    "PvrnnWarning",
+    "Frames",
+    "FrameDeltas",
+    "PhaseVocoder",
+    "FrameCodec",
+    "__version__",
+]
