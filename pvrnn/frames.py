@@ -25,7 +25,9 @@ __all__ = ["Frames", "FrameDeltas"]
 TWO_PI = 2.0 * math.pi
 
 
-def bin_frequencies(n_bins: int, n_fft: int, sample_rate: float, *, like: torch.Tensor) -> torch.Tensor:
+def bin_frequencies(
+    n_bins: int, n_fft: int, sample_rate: float, *, like: torch.Tensor
+) -> torch.Tensor:
     """Centre frequency of bins ``0..n_bins-1`` in Hz, ``(n_bins,)``, dtype/device of ``like``."""
     k = torch.arange(n_bins, device=like.device, dtype=torch.float64)
     return (k * (sample_rate / n_fft)).to(like.dtype)
@@ -124,7 +126,8 @@ class Frames:
             raise fail("frequency", frequency, "exactly one of frequency (Hz) or deviation")
         if frequency is not None:
             if frequency.shape != magnitude.shape:
-                raise fail("frequency", frequency, f"the shape of magnitude {tuple(magnitude.shape)}")
+                shape = tuple(magnitude.shape)
+                raise fail("frequency", frequency, f"the shape of magnitude {shape}")
             centres = bin_frequencies(magnitude.shape[-1], n_fft, sample_rate, like=frequency)
             deviation = frequency - centres
         elif deviation.shape != magnitude.shape:
@@ -182,7 +185,7 @@ class Frames:
         )
 
     def replace(self, **changes: Any) -> Frames:
-        """A copy with some fields replaced (``magnitude=``, ``frequency=``, ``start_phase=``...)."""
+        """A copy with fields replaced (``magnitude=``, ``frequency=``, ``start_phase=``...)."""
         fields = dict(
             magnitude=self.magnitude, sample_rate=self.sample_rate, n_fft=self.n_fft,
             hop_length=self.hop_length, start_phase=self.start_phase,
@@ -245,7 +248,8 @@ class Frames:
         accumulated in float64 with one cumsum over frames.
         """
         advance = bin_advance(self.n_bins, self.n_fft, self.hop_length, self.device)
-        increments = self.deviation.to(torch.float64) * (TWO_PI * self.hop_length / self.sample_rate)
+        radians_per_hz = TWO_PI * self.hop_length / self.sample_rate
+        increments = self.deviation.to(torch.float64) * radians_per_hz
         increments = increments + advance
         start = self.start_phase
         if start is None:
