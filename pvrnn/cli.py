@@ -95,7 +95,9 @@ def check_output(path: str, *, force: bool, inputs: Sequence[str] = ()) -> None:
         raise PvrnnError(f"output={path!r}: the file exists; expected a new path or --force")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise PvrnnError(f"output={path!r}: expected an existing folder, {str(parent)!r} is not one")
+        raise PvrnnError(
+            f"output={path!r}: expected an existing folder, {str(parent)!r} is not one"
+        )
 
 
 def read_audio(path: str, sample_rate: float | None = None):
