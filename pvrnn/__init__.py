@@ -1,8 +1,10 @@
 """pvrnn: phase-vocoder spectral synthesis with recurrent mixture-density networks."""
 
+from . import examples
 from .codec import FrameCodec
 from .errors import PvrnnError, PvrnnWarning
 from .frames import FrameDeltas, Frames
+from .io import load_audio, save_audio
 from .vocoder import PhaseVocoder
 
 __version__ = "0.1.0"
@@ -14,5 +16,8 @@ __all__ = [
     "FrameDeltas",
     "PhaseVocoder",
     "FrameCodec",
+    "load_audio",
+    "save_audio",
+    "examples",
     "__version__",
 ]
