@@ -1,6 +1,6 @@
 """pvrnn: phase-vocoder spectral synthesis with recurrent mixture-density networks."""
 
-from . import examples
+from . import examples, metrics
 from .codec import FrameCodec
 from .errors import PvrnnError, PvrnnWarning
 from .frames import FrameDeltas, Frames
@@ -19,5 +19,6 @@ __all__ = [
     "load_audio",
     "save_audio",
     "examples",
+    "metrics",
     "__version__",
 ]
