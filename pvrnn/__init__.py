@@ -5,6 +5,9 @@ from .codec import FrameCodec
 from .errors import PvrnnError, PvrnnWarning
 from .frames import FrameDeltas, Frames
 from .io import load_audio, save_audio
+from .mixture import Mixture
+from .model import SoundModel, SoundModelConfig
+from .network import SpectralRNN
 from .vocoder import PhaseVocoder
 
 __version__ = "0.1.0"
@@ -16,6 +19,10 @@ __all__ = [
     "FrameDeltas",
     "PhaseVocoder",
     "FrameCodec",
+    "Mixture",
+    "SpectralRNN",
+    "SoundModel",
+    "SoundModelConfig",
     "load_audio",
     "save_audio",
     "examples",
