@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+# Under pytest-xdist each worker gets one core: torch's own threads would only fight over it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 DATA = Path(__file__).resolve().parents[1] / "pvrnn" / "examples" / "data"
 
