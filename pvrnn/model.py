@@ -1015,7 +1015,7 @@ def _train(
     saved: dict[str, Any] | None,
     progress: bool,
 ) -> dict[str, list]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars on stderr: no widget warnings in notebooks
 
     codec, net = model.codec, model.network
     cuda = [device] if device.type == "cuda" else []
@@ -1217,7 +1217,7 @@ def _sample_loop(
         ``(batch, n_steps, F)`` generated features; row ``i`` is frame ``i + 1`` after the
         start, and at resets (``(i + 1) % reset_every == 0``) the reset frame's features.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars on stderr: no widget warnings in notebooks
 
     device = features_prime.device
     n_features = net.n_features
