@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "  pvrnn train clarinet.wav -o clarinet.pt --epochs 600 --resume",
     )
     train.add_argument("inputs", nargs="+", metavar="AUDIO",
-                       help="audio files to learn from ('-' reads stdin)")
+                       help="audio files or folders of them (.wav .flac .ogg .aiff, searched "
+                            "recursively) to learn from ('-' reads stdin)")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.pt",
                        help="model file to write")
     train.add_argument("--preset", default="clarinet", choices=sorted(PRESETS),
@@ -91,6 +92,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("-f", "--force", action="store_true", help="overwrite the output")
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
+
+
+def _expand_folders(inputs: list[str]) -> list[str]:
+    """Each folder becomes the audio files below it (sorted); files pass through."""
+    paths: list[str] = []
+    for name in inputs:
+        if name != "-" and Path(name).is_dir():
+            found = sorted(str(p) for p in Path(name).rglob("*")
+                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise PvrnnError(f"input {name!r}: a folder with no audio files; expected "
+                                 f"files ending in {', '.join(AUDIO_SUFFIXES)}")
+            paths.extend(found)
+        else:
+            paths.append(name)
+    return paths
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .model import SoundModel
 
@@ -102,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
     elif not Path(output).is_file():
         raise PvrnnError(f"output={output!r}: no model to resume; train without --resume first")
     sources, rate = [], None
-    for path in args.inputs:
+    for path in _expand_folders(args.inputs):
         audio, file_rate = read_audio(path, args.sample_rate)
         if rate is not None and file_rate != rate:
             raise PvrnnError(f"input {path!r} is at {file_rate:g} Hz but the first input at "

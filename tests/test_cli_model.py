@@ -97,3 +97,20 @@ def test_help_has_examples():
     for name in ("train", "generate"):
         text = actions.choices[name].format_help()
         assert "example:" in text and f"pvrnn {name}" in text
+
+
+def test_train_reads_folders(tmp_path, capsys):
+    folder = tmp_path / "sounds"
+    (folder / "more").mkdir(parents=True)
+    pvrnn.save_audio(folder / "a.wav", pvrnn.examples.sine(440.0, 0.5, SR), SR)
+    pvrnn.save_audio(folder / "more" / "b.flac", pvrnn.examples.sine(660.0, 0.5, SR), SR)
+    (folder / "notes.txt").write_text("not audio")
+    status = main(["train", str(folder), "-o", str(tmp_path / "m.pt"), "--preset", "sine",
+                   "--epochs", "1", "--hidden-size", "8", "--batch-size", "2"])
+    assert status == 0, capsys.readouterr().err
+    model = pvrnn.SoundModel.load(tmp_path / "m.pt", device="cpu")
+    assert len(model._reference) == 2  # both files, the text file skipped
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", str(empty), "-o", str(tmp_path / "n.pt")]) == 1
+    assert "no audio files" in capsys.readouterr().err
