@@ -8,6 +8,7 @@ from .io import load_audio, save_audio
 from .mixture import Mixture
 from .model import SoundModel, SoundModelConfig
 from .network import SpectralRNN
+from .transforms import cross_synthesize, pitch_shift, time_stretch
 from .vocoder import PhaseVocoder
 
 __version__ = "0.1.0"
@@ -25,6 +26,9 @@ __all__ = [
     "SoundModelConfig",
     "load_audio",
     "save_audio",
+    "time_stretch",
+    "pitch_shift",
+    "cross_synthesize",
     "examples",
     "metrics",
     "__version__",

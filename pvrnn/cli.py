@@ -20,7 +20,7 @@ from .errors import PvrnnError
 __all__ = ["build_parser", "main"]
 
 # Modules that add subcommands; each defines register(subparsers).
-_COMMAND_MODULES: list[str] = ["pvrnn.cli_demo", "pvrnn.cli_model"]
+_COMMAND_MODULES: list[str] = ["pvrnn.cli_demo", "pvrnn.cli_model", "pvrnn.cli_transforms"]
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

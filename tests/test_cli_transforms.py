@@ -1,0 +1,146 @@
+"""``pvrnn stretch | pitch | cross | analyze`` driven as a user would: subprocesses.
+
+Each subprocess costs an interpreter start and ``import torch``, so the checks are grouped:
+one run per behaviour, several assertions per run.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 44100
+
+
+def pvrnn_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pvrnn.cli", *args], input=stdin,
+                          capture_output=True, timeout=300)
+
+
+def write_tone(path: Path, freq: float = 440.0, seconds: float = 1.0,
+               channels: int = 1) -> Path:
+    t = np.arange(int(seconds * SR)) / SR
+    tone = 0.4 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([tone, 0.5 * tone], axis=1)[:, :channels] if channels > 1 else tone
+    sf.write(path, data, SR)
+    return path
+
+
+def f0_of(path: Path) -> float:
+    import torch
+
+    from pvrnn.metrics import estimate_f0
+
+    audio, _ = sf.read(path, dtype="float32", always_2d=True)
+    f0 = estimate_f0(torch.from_numpy(audio[:, 0].copy()), SR)
+    return float(f0[f0.shape[-1] // 10 : -f0.shape[-1] // 10].nanmedian())
+
+
+def test_stretch_writes_a_longer_file_at_the_same_pitch_and_keeps_channels(tmp_path):
+    source = write_tone(tmp_path / "tone.wav", channels=2)
+    result = pvrnn_cli("stretch", str(source), str(tmp_path / "slow.flac"), "--factor", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    info = sf.info(tmp_path / "slow.flac")
+    assert info.frames == 2 * SR and info.channels == 2 and info.samplerate == SR
+    assert abs(1200 * math.log2(f0_of(tmp_path / "slow.flac") / 440.0)) < 5
+    # The output now exists: refused without --force, accepted with it.
+    again = pvrnn_cli("stretch", str(source), str(tmp_path / "slow.flac"), "--factor", "3")
+    assert again.returncode == 1
+    assert again.stderr.decode().count("\n") == 1 and "--force" in again.stderr.decode()
+    forced = pvrnn_cli("stretch", str(source), str(tmp_path / "slow.flac"), "--factor", "3",
+                       "--force")
+    assert forced.returncode == 0 and sf.info(tmp_path / "slow.flac").frames == 3 * SR
+    assert not list(tmp_path.glob(".*tmp*"))  # the atomic write left no temporary file
+
+
+def test_pitch_through_stdin_and_stdout(tmp_path):
+    source = write_tone(tmp_path / "tone.wav", seconds=0.8)
+    result = pvrnn_cli("pitch", "-", "-", "--semitones", "-3", "--preserve-formants",
+                       stdin=source.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    (tmp_path / "out.wav").write_bytes(result.stdout)
+    assert sf.info(tmp_path / "out.wav").frames == int(0.8 * SR)
+    expected = 440.0 * 2 ** (-3 / 12)
+    assert abs(1200 * math.log2(f0_of(tmp_path / "out.wav") / expected)) < 5
+
+
+def test_cross_needs_fit_for_different_lengths(tmp_path):
+    carrier = write_tone(tmp_path / "carrier.wav", 220.0, 1.0)
+    modulator = write_tone(tmp_path / "modulator.wav", 330.0, 0.6)
+    out = tmp_path / "cross.wav"
+    refused = pvrnn_cli("cross", str(carrier), str(modulator), str(out), "--mode", "deltas")
+    assert refused.returncode == 1 and not out.exists()
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1 and "fit=" in message
+    done = pvrnn_cli("cross", str(carrier), str(modulator), str(out), "--mode", "spectral",
+                     "--envelope", "--fit", "stretch")
+    assert done.returncode == 0, done.stderr.decode()
+    assert sf.info(out).frames == SR
+
+
+def test_analyze_prints_a_summary_and_writes_the_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    source = write_tone(tmp_path / "tone.wav", 261.63, 1.0)
+    picture = tmp_path / "tone.png"
+    result = pvrnn_cli("analyze", str(source), "--plot", str(picture))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = result.stdout.decode()
+    assert "duration:    1.000 s" in summary and "44100 Hz" in summary
+    assert "261." in summary and "C4" in summary
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args,reason", [
+    (["stretch", "{missing}", "{out}", "--factor", "2"], "no such file"),
+    (["stretch", "{text}", "{out}", "--factor", "2"], "could not be read as audio"),
+    (["stretch", "{tone}", "{tone}", "--factor", "2", "--force"], "other than the input"),
+    (["stretch", "{tone}", "{out}", "--factor", "0"], "factor=0"),
+    (["stretch", "{tone}", "{out}", "--factor", "1", "--to", "-2"], "--to=-2"),
+    (["stretch", "{tone}", "{dir}/no/such/folder/out.wav", "--factor", "2"], "existing folder"),
+    (["pitch", "{tone}", "{out}", "--semitones", "nan"], "semitones=nan"),
+    (["cross", "{tone}", "{tone48}", "{out}"], "sample rate"),
+    (["cross", "-", "-", "{out}"], "at most one of them on stdin"),
+    (["analyze", "{tone}", "--plot", "{dir}/x.txt"], "--plot="),
+])
+def test_bad_input_exits_1_with_one_line(tmp_path, capsys, args, reason):
+    # In-process (the same main() the script runs): one line on stderr, status 1, no output.
+    from pvrnn.cli import main
+
+    paths = {"missing": tmp_path / "missing.wav", "out": tmp_path / "out.wav",
+             "text": tmp_path / "notes.txt", "tone": tmp_path / "tone.wav", "dir": tmp_path,
+             "tone48": tmp_path / "tone48.wav"}
+    paths["text"].write_text("not audio\n")
+    write_tone(paths["tone"], seconds=0.2)
+    sf.write(paths["tone48"], np.zeros(9600), 48000)
+    status = main([a.format(**paths) for a in args])
+    message = capsys.readouterr().err
+    assert status == 1, message
+    assert message.count("\n") == 1 and message.startswith("pvrnn ") and reason in message
+    assert not paths["out"].exists()
+
+
+def test_entry_point_exit_status_and_usage_errors(tmp_path):
+    missing = pvrnn_cli("stretch", str(tmp_path / "missing.wav"), str(tmp_path / "o.wav"),
+                        "--factor", "2")
+    assert missing.returncode == 1 and missing.stderr.decode().count("\n") == 1
+    wrong = pvrnn_cli("stretch", "a.wav", "b.wav", "--factor", "2", "--bogus")
+    assert wrong.returncode == 2 and "--bogus" in wrong.stderr.decode()
+    help_text = pvrnn_cli("stretch", "--help")
+    assert help_text.returncode == 0
+    assert "example:\n  pvrnn stretch " in help_text.stdout.decode()
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    from pvrnn.cli import main
+
+    for command in ("stretch", "pitch", "cross", "analyze"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        assert f"example:\n  pvrnn {command} " in capsys.readouterr().out
