@@ -505,7 +505,7 @@ def detect_onsets(
 def _progress_bar(enabled: bool, total: int, desc: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars on stderr: no widget warnings in notebooks
 
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
 
