@@ -1225,6 +1225,7 @@ def _sample_loop(
     mse = net.loss_kind == "mse"
     floor = 0.0 if mse else net.min_variance
     floor_std = torch.tensor(floor ** 0.5, device=device) if floor else None
+    residual_std = net.residual_variance.sqrt() if mse else None
     generator = torch.Generator(device=device).manual_seed(seed)
     draw_gumbel = component == "sample" and n_components > 1 and not mse
     out = torch.empty(n_steps, batch, n_features, device=device)  # out[i] is contiguous
@@ -1251,8 +1252,8 @@ def _sample_loop(
                     if i:
                         bar.update(_CHUNK)
                 y = out[i]
-                if mse:  # means only, unit variance
-                    torch.add(last[:, 0], noise[j], out=y)
+                if mse:  # the regression's mean plus noise of its residuals' size
+                    torch.addcmul(last[:, 0], residual_std, noise[j], out=y)
                 else:
                     if n_components == 1:
                         params = last[:, 0, 1:]

@@ -87,6 +87,11 @@ class SpectralRNN(nn.Module):
         # Per component: [logit | means (F) | log-scales (F)]; mse: the means only.
         per_component = 1 + 2 * self.n_features if self.loss_kind == "mdn" else self.n_features
         self.head = nn.Linear(self.hidden_size, self.n_components * per_component)
+        if self.loss_kind == "mse":
+            # A regression's Gaussian reading: its variance is that of its residuals, tracked
+            # per feature (moving average over training batches), so sampling an MSE network
+            # at variance_scale=1 adds noise of the size of its own errors, not unit noise.
+            self.register_buffer("residual_variance", torch.ones(self.n_features))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -141,7 +146,8 @@ class SpectralRNN(nn.Module):
         if self.loss_kind == "mse":
             return Mixture(
                 logits=torch.zeros_like(raw[..., 0]), means=raw,
-                log_scales=torch.zeros_like(raw), min_variance=0.0,
+                log_scales=(0.5 * self.residual_variance.log()).expand_as(raw),
+                min_variance=0.0,
             )
         return Mixture(
             logits=raw[..., 0], means=raw[..., 1 : 1 + self.n_features],
@@ -152,10 +158,17 @@ class SpectralRNN(nn.Module):
         """The training criterion, averaged over all leading indices (a scalar).
 
         ``"mdn"``: mean negative log-likelihood per step (nats, summed over features).
-        ``"mse"``: mean squared error of the means, averaged over steps and features.
+        ``"mse"``: mean squared error of the means, averaged over steps and features (in
+        training mode it also updates ``residual_variance``, the per-feature moving average
+        of the squared errors that sampling uses as the regression's variance).
         """
         if self.loss_kind == "mse":
-            return torch.nn.functional.mse_loss(mixture.means[..., 0, :], target)
+            squared = (mixture.means[..., 0, :] - target).square()
+            if self.training:
+                with torch.no_grad():
+                    per_feature = squared.reshape(-1, self.n_features).mean(0)
+                    self.residual_variance.lerp_(per_feature.clamp_min(1e-12), 0.05)
+            return squared.mean()
         return mixture.nll(target).mean()
 
     def stepper(self) -> Stepper:

@@ -167,3 +167,31 @@ def test_stepper_primes_once_for_a_batch():
         step = stepper.step(torch.zeros(4, 8))
     assert first.shape == (4, 3, 17) and step.shape == (4, 3, 17)
     torch.testing.assert_close(step[0], step[3])
+
+
+def test_mse_network_samples_with_its_residual_variance():
+    # A regression's Gaussian reading: variance = mean squared residual, tracked in training.
+    torch.manual_seed(0)
+    net = SpectralRNN(4, hidden_size=16, num_layers=1, n_components=1, loss="mse")
+    assert torch.equal(net.residual_variance, torch.ones(4))
+    x = torch.randn(8, 30, 4) * torch.tensor([0.1, 0.2, 0.5, 1.0])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net.train()
+    for _ in range(300):
+        mixture, _ = net(x[:, :-1])
+        loss = net.loss(mixture, x[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        mixture, _ = net(x[:, :-1])
+        residual = (mixture.means[..., 0, :] - x[:, 1:]).square().reshape(-1, 4).mean(0)
+        before = net.residual_variance.clone()
+        net.loss(mixture, x[:, 1:])  # evaluation does not move it
+    assert torch.equal(before, net.residual_variance)
+    # Tracks the residuals per feature (a moving average lags a little) ...
+    torch.testing.assert_close(net.residual_variance, residual, rtol=0.3, atol=1e-4)
+    assert net.residual_variance[0] < net.residual_variance[3]
+    # ... and the mixture's variance is exactly it.
+    torch.testing.assert_close(mixture.log_scales[0, 0, 0].exp().square(), net.residual_variance)
