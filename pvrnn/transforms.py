@@ -826,7 +826,7 @@ def pitch_shift(
     semitones: float,
     *,
     preserve_formants: bool = False,
-    envelope_lifter: float = 1.5e-3,
+    envelope_lifter: float | None = None,
     n_fft: int = 2048,
     hop_length: int = 512,
     window: str = "hann",
@@ -850,9 +850,13 @@ def pitch_shift(
         semitones (float): transposition, positive up; 12 is an octave. Any finite value with
             ``|semitones| <= 48``.
         preserve_formants (bool): keep the spectral envelope in place (default ``False``).
-        envelope_lifter (float): cepstral cutoff of the envelope in seconds (default 1.5 ms:
-            an envelope at ~700 Hz resolution that follows the harmonics of pitches below
-            ~330 Hz); for higher voices use ``0.5 / highest pitch``, e.g. 1 ms up to 500 Hz.
+        envelope_lifter (float, optional): cepstral cutoff of the envelope in seconds. The
+            envelope must not resolve the harmonics, so the cutoff must stay below half the
+            period of the highest pitch involved. ``None`` (default) measures the sound's
+            median pitch (YIN) and takes ``min(1.5 ms, 0.5 / highest pitch)``, the highest
+            pitch being the higher of the original and the transposed one; 1.5 ms when no
+            pitch is found. (A fixed 1.5 ms made a clarinet A4 shifted up a fifth lose its
+            fundamental: the envelope followed its odd harmonics.)
         n_fft (int): FFT size, even. hop_length (int): synthesis hop, ``<= n_fft // 2``.
         window (str): ``"hann"``, ``"hamming"`` or ``"blackman"``.
         transients (bool): keep attacks sharp (see :func:`time_stretch`).
@@ -879,11 +883,15 @@ def pitch_shift(
     if not ok or not math.isfinite(semitones) or abs(semitones) > 48:
         raise fail("semitones", semitones, "a finite number of semitones in [-48, 48]")
     onset_threshold = _check_fraction("onset_threshold", onset_threshold)
-    lifter_s = check_positive("envelope_lifter", envelope_lifter)
-    lifter = max(1, min(n_fft // 2, int(round(lifter_s * sample_rate))))
     if semitones == 0:
         return audio.clone()
     ratio = 2.0 ** (semitones / 12.0)
+    if envelope_lifter is None:
+        envelope_lifter = 1.5e-3
+        if preserve_formants:
+            envelope_lifter = _default_lifter(audio, sample_rate, ratio)
+    lifter_s = check_positive("envelope_lifter", envelope_lifter)
+    lifter = max(1, min(n_fft // 2, int(round(lifter_s * sample_rate))))
     batch, n = audio.shape[:-1], audio.shape[-1]
     gain = _envelope_warp(ratio, n_fft, lifter) if preserve_formants else None
     stretched = _stretch(
@@ -893,6 +901,23 @@ def pitch_shift(
         progress=progress, desc="pitch",
     )
     return resample(stretched, n).reshape(*batch, n)
+
+
+def _default_lifter(audio: torch.Tensor, sample_rate: float, ratio: float) -> float:
+    """``min(1.5 ms, 0.5 / highest pitch)`` from the sound's median YIN pitch."""
+    from .metrics import estimate_f0
+
+    hop = max(1, int(round(0.01 * sample_rate)))
+    frame = max(2, int(round(0.046 * sample_rate)))
+    if audio.shape[-1] < frame:
+        return 1.5e-3
+    f0 = estimate_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop_length=hop,
+                     frame_length=frame, fmin=max(40.0, 2.2 * sample_rate / frame))
+    voiced = f0[~f0.isnan()]
+    if voiced.numel() == 0:
+        return 1.5e-3
+    highest = float(voiced.median()) * max(1.0, ratio)
+    return min(1.5e-3, 0.5 / highest)
 
 
 # -- cross-synthesis ------------------------------------------------------------------------------

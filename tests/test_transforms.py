@@ -260,6 +260,17 @@ def test_preserve_formants_keeps_the_spectral_envelope(semitones):
     assert _envelope_error_db(moved, target) > 2.5  # without it the formants move
 
 
+def test_preserve_formants_keeps_a_high_odd_harmonic_fundamental():
+    # A clarinet-like A4 (odd harmonics only): a fixed 1.5 ms lifter lets the envelope follow
+    # the harmonics, and a fifth up then loses its fundamental (YIN reads 3x the pitch).
+    t = torch.arange(SR, dtype=torch.float64) / SR
+    tone = sum(torch.sin(2 * math.pi * h * 440.0 * t) / h for h in (1, 3, 5, 7, 9)).float() * 0.3
+    up = pvrnn.pitch_shift(tone, SR, 7.0, preserve_formants=True)
+    assert abs(pitch_cents(up, 440.0 * 2 ** (7 / 12))) < 5
+    forced = pvrnn.pitch_shift(tone, SR, 7.0, preserve_formants=True, envelope_lifter=1.5e-3)
+    assert abs(pitch_cents(forced, 440.0 * 2 ** (7 / 12))) > 100  # the failure it avoids
+
+
 def test_resample_is_band_limited_and_exact_in_length():
     audio = sine(1000.0, 0.5, torch.float64)  # 22050 samples
     out = resample(audio, 33075)  # 1.5x as many samples: read at 66.15 kHz it is 1000 Hz
