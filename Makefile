@@ -26,9 +26,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vocoder.py
+	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/bench_transforms.py
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pvrnn.tools.run_notebooks notebooks
+	$(BIN)/python notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
