@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from . import _fused
 from .errors import check_int, fail
 
 __all__ = ["Frames", "FrameDeltas"]
@@ -247,19 +248,21 @@ class Frames:
         ``phase[t] = start_phase + sum_{s=1..t} (bin advance + 2*pi*hop*deviation[s]/sample_rate)``,
         accumulated in float64 with one cumsum over frames.
         """
-        advance = bin_advance(self.n_bins, self.n_fft, self.hop_length, self.device)
-        radians_per_hz = TWO_PI * self.hop_length / self.sample_rate
-        increments = self.deviation.to(torch.float64) * radians_per_hz
-        increments = increments + advance
+        n_frames, n_bins = self.n_frames, self.n_bins
+        deviation = self.deviation
         start = self.start_phase
         if start is None:
-            start = default_start_phase(self.n_bins, like=increments)
-        start = start.to(torch.float64)
-        batch = torch.broadcast_shapes(increments.shape[:-2], start.shape[:-1])
-        increments = increments.expand(*batch, *increments.shape[-2:])
-        start = start.expand(*batch, start.shape[-1]).unsqueeze(-2)
-        increments = torch.cat([start, increments[..., 1:, :]], dim=-2)
-        return wrap(torch.cumsum(increments, dim=-2))
+            start = default_start_phase(n_bins, like=deviation.new_empty(0, dtype=torch.float64))
+        batch = torch.broadcast_shapes(deviation.shape[:-2], start.shape[:-1])
+        if n_frames == 0:
+            return deviation.new_empty((*batch, 0, n_bins), dtype=torch.float64)
+        phase = _fused.accumulate_phase(
+            deviation.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins),
+            start.expand(*batch, n_bins).reshape(-1, n_bins),
+            bin_advance(n_bins, self.n_fft, self.hop_length, self.device),
+            TWO_PI * self.hop_length / self.sample_rate,
+        )
+        return phase.reshape(*batch, n_frames, n_bins)
 
     # -- deltas --------------------------------------------------------------------------------
     def deltas(self) -> FrameDeltas:
