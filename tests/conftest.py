@@ -14,6 +14,15 @@ import torch
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small recurrent steps gain nothing from intra-op threads (used by the model tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 DATA = Path(__file__).resolve().parents[1] / "pvrnn" / "examples" / "data"
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import soundfile as sf
-import torch
 
 import pvrnn
 from pvrnn.cli import build_parser, main
@@ -16,12 +15,7 @@ from pvrnn.cli import build_parser, main
 SR = 44100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pvrnn_command(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -7,15 +7,7 @@ import torch
 
 from pvrnn import Mixture, PvrnnError, SpectralRNN
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small recurrent steps gain nothing from intra-op threads, and with pytest-xdist's
-    workers sharing two cores, extra threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
