@@ -100,13 +100,12 @@ def check_output(path: str, *, force: bool, inputs: Sequence[str] = ()) -> None:
         )
 
 
-def read_audio(path: str, sample_rate: float | None = None):
+def read_audio(path: str, sample_rate: float | None = None, *, mono: bool = True):
     """``load_audio`` that also reads ``-`` (stdin, any soundfile format)."""
     from .io import load_audio
 
-    if path == "-":
-        return load_audio(io.BytesIO(sys.stdin.buffer.read()), sample_rate=sample_rate)
-    return load_audio(path, sample_rate=sample_rate)
+    source = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
+    return load_audio(source, sample_rate=sample_rate, mono=mono)
 
 
 def write_audio(path: str, audio, sample_rate: float) -> None:

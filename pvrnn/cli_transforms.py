@@ -13,7 +13,7 @@ import io
 import math
 import sys
 
-from .cli import add_command, check_output, progress_enabled, write_audio
+from .cli import add_command, check_output, progress_enabled, read_audio, write_audio
 from .errors import PvrnnError
 
 #: Picture formats ``analyze --plot`` writes, by suffix.
@@ -120,11 +120,7 @@ def _engine_args(parser: argparse.ArgumentParser) -> None:
 # -- shared steps -------------------------------------------------------------------------------
 def _read(path: str):
     """``(audio (channels, time), sample_rate)``; ``-`` reads stdin. Channels are kept."""
-    from .io import load_audio
-
-    if path == "-":
-        return load_audio(io.BytesIO(sys.stdin.buffer.read()), mono=False)
-    return load_audio(path, mono=False)
+    return read_audio(path, mono=False)
 
 
 def _write(command: str, path: str, audio, sample_rate: float) -> None:
