@@ -36,7 +36,7 @@ import soundfile as sf
 import torch
 
 import pvrnn
-from pvrnn import _fused
+from pvrnn.dsp import kernels as _fused
 
 N_FFT, HOP = 2048, 512
 

@@ -1,15 +1,15 @@
 """pvrnn: phase-vocoder spectral synthesis with recurrent mixture-density networks."""
 
 from . import examples, metrics
-from .codec import FrameCodec
+from .dsp.frames import FrameDeltas, Frames
+from .dsp.vocoder import PhaseVocoder
+from .effects.transforms import cross_synthesize, pitch_shift, time_stretch
 from .errors import PvrnnError, PvrnnWarning
-from .frames import FrameDeltas, Frames
 from .io import load_audio, save_audio
-from .mixture import Mixture
-from .model import SoundModel, SoundModelConfig
-from .network import SpectralRNN
-from .transforms import cross_synthesize, pitch_shift, time_stretch
-from .vocoder import PhaseVocoder
+from .model.codec import FrameCodec
+from .model.mixture import Mixture
+from .model.network import SpectralRNN
+from .model.sound_model import SoundModel, SoundModelConfig
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import torch
 
+from .dsp.frames import Frames
 from .errors import PvrnnError, check_int, check_positive, fail
-from .frames import Frames
 
 __all__ = [
     "plot_spectrogram",
@@ -66,7 +66,7 @@ def _frames(
     if isinstance(item, Frames):
         frames = item
     else:
-        from .vocoder import PhaseVocoder
+        from .dsp.vocoder import PhaseVocoder
 
         if sample_rate is None:
             raise fail("sample_rate", sample_rate, f"the sample rate of {name} (audio needs it; "

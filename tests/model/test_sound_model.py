@@ -9,8 +9,8 @@ import torch
 
 import pvrnn
 from pvrnn import Frames, PvrnnError, SoundModel, SoundModelConfig, metrics
-from pvrnn.model import PRESETS
-from pvrnn.network import SpectralRNN
+from pvrnn.model.network import SpectralRNN
+from pvrnn.model.sound_model import PRESETS
 
 SR = 44100
 
@@ -177,7 +177,7 @@ def test_resume_rejects_other_settings(sine, tmp_path):
 
 def test_nan_loss_names_the_epoch_and_keeps_the_last_good_checkpoint(sine, tmp_path,
                                                                     monkeypatch):
-    import pvrnn.model as model_module
+    import pvrnn.model.sound_model as model_module
 
     finished = {"epochs": 0}
     real_validation, real_loss = model_module._validation_loss, SpectralRNN.loss

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from . import _fused
-from .errors import check_int, fail
+from ..errors import check_int, fail
+from . import kernels
 
 __all__ = ["Frames", "FrameDeltas"]
 
@@ -256,7 +256,7 @@ class Frames:
         batch = torch.broadcast_shapes(deviation.shape[:-2], start.shape[:-1])
         if n_frames == 0:
             return deviation.new_empty((*batch, 0, n_bins), dtype=torch.float64)
-        phase = _fused.accumulate_phase(
+        phase = kernels.accumulate_phase(
             deviation.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins),
             start.expand(*batch, n_bins).reshape(-1, n_bins),
             bin_advance(n_bins, self.n_fft, self.hop_length, self.device),

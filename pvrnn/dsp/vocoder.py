@@ -5,7 +5,7 @@ magnitude, phase, and the instantaneous frequency from the wrapped phase advance
 consecutive frames. Synthesis integrates the frequency back into phase (accumulated in
 float64 over frames) and overlap-adds the inverse FFT as ``torch.istft(center=True)`` does
 (with a precomputed normalising envelope instead of one overlap-add per call). The per-bin work
-lives in :mod:`pvrnn._fused` (eager kernels, and fused compiled ones for float32).
+lives in :mod:`pvrnn.dsp.kernels` (eager kernels, and fused compiled ones for float32).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from . import _fused
-from .errors import PvrnnError, check_audio, check_int, check_positive, fail
+from ..errors import PvrnnError, check_audio, check_int, check_positive, fail
+from . import kernels
 from .frames import TWO_PI, Frames, bin_advance, default_start_phase
 
 __all__ = ["PhaseVocoder", "make_window"]
@@ -98,7 +98,7 @@ class PhaseVocoder(nn.Module):
         middle = envelope[n_fft : n_fft + self.hop_length]
         self.invertible = bool(middle.min() > 1e-10)
         # For synthesis: the squared window's envelope, from which any length's is built.
-        self._envelope_table = _fused.envelope_table(padded, self.hop_length)  # CPU, float64
+        self._envelope_table = kernels.envelope_table(padded, self.hop_length)  # CPU, float64
         self._envelope_tables: dict[torch.device, torch.Tensor] = {}
 
     @property
@@ -139,7 +139,7 @@ class PhaseVocoder(nn.Module):
             audio.reshape(-1, length), self.n_fft, self.hop_length, self.win_length, window,
             center=True, pad_mode="reflect", return_complex=True,
         )  # (B, n_bins, n_frames); its transpose is frames-major and contiguous
-        magnitude, deviation, start_phase = _fused.analysis(
+        magnitude, deviation, start_phase = kernels.analysis(
             spec.transpose(-1, -2),
             bin_advance(self.n_bins, self.n_fft, self.hop_length, audio.device),
             self.sample_rate / (TWO_PI * self.hop_length),
@@ -201,7 +201,7 @@ class PhaseVocoder(nn.Module):
             start = default_start_phase(n_bins, like=like)
         batch = torch.broadcast_shapes(frames.shape[:-2], start.shape[:-1])
         magnitude = frames.magnitude.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins)
-        spec = _fused.spectrum(
+        spec = kernels.spectrum(
             magnitude,
             frames.deviation.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins),
             start.expand(*batch, n_bins).reshape(-1, n_bins),
@@ -213,7 +213,7 @@ class PhaseVocoder(nn.Module):
             self.window.to(device=spec.device, dtype=magnitude.dtype),
             ((self.n_fft - self.win_length) // 2, (self.n_fft - self.win_length + 1) // 2),
         )
-        audio = _fused.overlap_add(
+        audio = kernels.overlap_add(
             spec, window, self.hop_length, length, self._table_on(spec.device)
         )  # missing upper bins (partials) are zero
         return audio.reshape(*batch, audio.shape[-1])
@@ -229,9 +229,9 @@ class PhaseVocoder(nn.Module):
         full = self.n_fft + self.hop_length * (n_frames - 1)
         stop = min(start + length, full)
         table = self._envelope_table
-        if length == 0 or _fused.envelope_minimum(table, n_frames, start, stop) >= 1e-11:
+        if length == 0 or kernels.envelope_minimum(table, n_frames, start, stop) >= 1e-11:
             return
-        covered = _fused.envelope(table, n_frames, start, full) >= 1e-11
+        covered = kernels.envelope(table, n_frames, start, full) >= 1e-11
         longest = int(covered.int().cumprod(0).sum())
         raise fail("length", length, f"at most {longest} samples for {n_frames} frames: past "
                    "that the frames' windows do not cover the output")

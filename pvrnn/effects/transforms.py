@@ -46,9 +46,9 @@ from typing import Any, Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .errors import PvrnnError, check_audio, check_choice, check_int, check_positive, fail
-from .frames import TWO_PI, Frames, wrap
-from .vocoder import PhaseVocoder
+from ..dsp.frames import TWO_PI, Frames, wrap
+from ..dsp.vocoder import PhaseVocoder
+from ..errors import PvrnnError, check_audio, check_choice, check_int, check_positive, fail
 
 __all__ = [
     "time_stretch",
@@ -905,7 +905,7 @@ def pitch_shift(
 
 def _default_lifter(audio: torch.Tensor, sample_rate: float, ratio: float) -> float:
     """``min(1.5 ms, 0.5 / highest pitch)`` from the sound's median YIN pitch."""
-    from .metrics import estimate_f0
+    from ..metrics import estimate_f0
 
     hop = max(1, int(round(0.01 * sample_rate)))
     frame = max(2, int(round(0.046 * sample_rate)))

@@ -15,8 +15,8 @@ from conftest import snr_db
 
 import pvrnn
 from pvrnn import PvrnnError
+from pvrnn.effects.transforms import detect_onsets, resample, spectral_envelope
 from pvrnn.metrics import estimate_f0
-from pvrnn.transforms import detect_onsets, resample, spectral_envelope
 
 SR = 44100
 

@@ -14,7 +14,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from .errors import check_choice, check_int, fail
+from ..errors import check_choice, check_int, fail
 from .mixture import DEFAULT_MIN_VARIANCE, Mixture
 
 __all__ = ["SpectralRNN"]

@@ -29,12 +29,12 @@ from typing import Any, Callable, Sequence, Union
 
 import torch
 
+from ..dsp.frames import Frames
+from ..dsp.vocoder import PhaseVocoder
+from ..errors import PvrnnError, check_choice, check_int, check_positive, fail
 from .codec import FrameCodec
-from .errors import PvrnnError, check_choice, check_int, check_positive, fail
-from .frames import Frames
 from .mixture import _gumbel
 from .network import CELLS, LOSSES, SpectralRNN
-from .vocoder import PhaseVocoder
 
 __all__ = ["SoundModel", "SoundModelConfig", "PRESETS", "FORMAT_VERSION"]
 
@@ -461,7 +461,7 @@ class SoundModel:
     # -- sources -----------------------------------------------------------------------------
     def _analyze_sources(self, sources: Any, sample_rate: float | None) -> list[Frames]:
         """Sources -> a list of 2-D Frames ``(n_frames, n_bins)``, one per sound."""
-        from .io import load_audio
+        from ..io import load_audio
 
         items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
         if not items:
@@ -850,7 +850,7 @@ def _empty_history() -> dict[str, list]:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -1209,7 +1209,7 @@ def _sample_loop(
     """Prime, then sample ``n_steps`` feature rows one network step at a time.
 
     The output buffer is preallocated, random draws are made in chunks of frames, each step is
-    one recurrent call (see :class:`~pvrnn.network.Stepper`), one matrix product for the head
+    one recurrent call (see :class:`~pvrnn.model.network.Stepper`), one matrix product for the head
     and a handful of elementwise kernels for the sampler, and nothing inside the loop reads a
     tensor value back to the host.
 

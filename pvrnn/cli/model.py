@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import add_command, check_output, progress_enabled, read_audio, write_audio
-from .errors import PvrnnError
+from ..errors import PvrnnError
+from .main import add_command, check_output, progress_enabled, read_audio, write_audio
 
 _TRAIN_SETTINGS = ("epochs", "seq_length", "batch_size", "optimizer", "lr", "clip", "validation")
 _MODEL_FIELDS = ("mode", "magnitude", "n_partials", "hidden_size", "num_layers",
@@ -15,7 +15,7 @@ _MODEL_FIELDS = ("mode", "magnitude", "n_partials", "hidden_size", "num_layers",
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .model import PRESETS
+    from ..model.sound_model import PRESETS
 
     train = add_command(
         subparsers, "train", run_train,
@@ -112,7 +112,7 @@ def _expand_folders(inputs: list[str]) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .model import SoundModel
+    from ..model.sound_model import SoundModel
 
     output = args.output
     if output == "-":
@@ -158,7 +158,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .model import SoundModel
+    from ..model.sound_model import SoundModel
 
     if args.batch < 1:
         raise PvrnnError(f"batch={args.batch}: expected an integer >= 1")

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .errors import PvrnnError, check_choice, check_int, fail
-from .frames import TWO_PI, Frames, bin_advance, integrate, wrap
+from ..dsp.frames import TWO_PI, Frames, bin_advance, integrate, wrap
+from ..errors import PvrnnError, check_choice, check_int, fail
 
 __all__ = ["FrameCodec"]
 

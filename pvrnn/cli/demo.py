@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from .cli import add_command, progress_enabled
+from .main import add_command, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _drift_summary(audio, sample_rate: float, reference: float) -> tuple[float, float, float]:
     """(median |drift|, 95th-percentile |drift| in cents, voiced fraction) against reference."""
-    from .metrics import pitch_drift_cents
+    from ..metrics import pitch_drift_cents
 
     drift = pitch_drift_cents(audio, sample_rate, reference=reference)
     voiced = drift[~drift.isnan()].abs()
@@ -54,10 +54,10 @@ def _drift_summary(audio, sample_rate: float, reference: float) -> tuple[float, 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from . import examples
-    from .io import save_audio
-    from .metrics import estimate_f0, log_spectral_distance
-    from .model import SoundModel
+    from .. import examples
+    from ..io import save_audio
+    from ..metrics import estimate_f0, log_spectral_distance
+    from ..model.sound_model import SoundModel
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def _spectrogram_png(path: Path, original, generated, sample_rate: float) -> str
         import matplotlib
 
         matplotlib.use("Agg")
-        from .plot import compare_spectrograms
+        from ..plot import compare_spectrograms
     except ImportError:
         return None
     figure = compare_spectrograms(

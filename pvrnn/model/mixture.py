@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import check_choice, check_positive, fail
+from ..errors import check_choice, check_positive, fail
 
 __all__ = ["Mixture", "DEFAULT_MIN_VARIANCE"]
 

@@ -13,8 +13,8 @@ import io
 import math
 import sys
 
-from .cli import add_command, check_output, progress_enabled, read_audio, write_audio
-from .errors import PvrnnError
+from ..errors import PvrnnError
+from .main import add_command, check_output, progress_enabled, read_audio, write_audio
 
 #: Picture formats ``analyze --plot`` writes, by suffix.
 _PICTURES = ("png", "pdf", "svg", "jpg", "jpeg")
@@ -139,7 +139,7 @@ def _progress(audio, sample_rate: float) -> bool:
 
 # -- commands -----------------------------------------------------------------------------------
 def run_stretch(args: argparse.Namespace) -> int:
-    from .transforms import time_stretch
+    from ..effects.transforms import time_stretch
 
     check_output(args.output, force=args.force, inputs=[args.input])
     audio, rate = _read(args.input)
@@ -161,7 +161,7 @@ def run_stretch(args: argparse.Namespace) -> int:
 
 
 def run_pitch(args: argparse.Namespace) -> int:
-    from .transforms import pitch_shift
+    from ..effects.transforms import pitch_shift
 
     check_output(args.output, force=args.force, inputs=[args.input])
     audio, rate = _read(args.input)
@@ -174,7 +174,7 @@ def run_pitch(args: argparse.Namespace) -> int:
 
 
 def run_cross(args: argparse.Namespace) -> int:
-    from .transforms import cross_synthesize
+    from ..effects.transforms import cross_synthesize
 
     if args.carrier == "-" and args.modulator == "-":
         raise PvrnnError("carrier='-' and modulator='-': expected at most one of them on stdin")
@@ -199,8 +199,8 @@ def run_cross(args: argparse.Namespace) -> int:
 def run_analyze(args: argparse.Namespace) -> int:
     import torch
 
-    from .metrics import estimate_f0
-    from .transforms import detect_onsets
+    from ..effects.transforms import detect_onsets
+    from ..metrics import estimate_f0
 
     if args.plot is not None:
         check_output(args.plot, force=args.force, inputs=[args.input])
@@ -256,7 +256,7 @@ def _plot(args: argparse.Namespace, audio, rate: float) -> str:
     import secrets
     from pathlib import Path
 
-    from .plot import plot_frames
+    from ..plot import plot_frames
 
     figure = plot_frames(audio, rate, n_fft=args.n_fft, hop_length=args.hop_length,
                          title=args.input if args.input != "-" else None)

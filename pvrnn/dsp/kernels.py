@@ -15,7 +15,7 @@ on CPU, Triton kernels on CUDA), used when asked for (below).
 
 Precision (the same in both versions). The phase advance between frames is the difference of
 the float32 analysis phases taken in float64, minus the bin-centre advance (reduced modulo
-2*pi in integers, :func:`pvrnn.frames.bin_advance`), wrapped. Synthesis adds the advances back
+2*pi in integers, :func:`pvrnn.dsp.frames.bin_advance`), wrapped. Synthesis adds the advances back
 up in float64 and wraps before casting, so the sum telescopes to the analysis phases: the only
 error that accumulates is the float32 rounding of the stored deviation.
 

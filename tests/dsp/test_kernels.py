@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import snr_db
 
-from pvrnn import PhaseVocoder, PvrnnError, _fused
-from pvrnn.frames import bin_advance
+from pvrnn import PhaseVocoder, PvrnnError
+from pvrnn.dsp import kernels as _fused
+from pvrnn.dsp.frames import bin_advance
 
 # inductor itself still calls a deprecated torch.jit API (not ours to fix)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import PvrnnError
+from ..errors import PvrnnError
 
 __all__ = ["build_parser", "main"]
 
 # Modules that add subcommands; each defines register(subparsers).
-_COMMAND_MODULES: list[str] = ["pvrnn.cli_demo", "pvrnn.cli_model", "pvrnn.cli_transforms"]
+_COMMAND_MODULES: list[str] = ["pvrnn.cli.demo", "pvrnn.cli.model", "pvrnn.cli.effects"]
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -47,7 +47,7 @@ def add_command(
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (importable for tests and docs)."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="pvrnn",
@@ -102,7 +102,7 @@ def check_output(path: str, *, force: bool, inputs: Sequence[str] = ()) -> None:
 
 def read_audio(path: str, sample_rate: float | None = None, *, mono: bool = True):
     """``load_audio`` that also reads ``-`` (stdin, any soundfile format)."""
-    from .io import load_audio
+    from ..io import load_audio
 
     source = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
     return load_audio(source, sample_rate=sample_rate, mono=mono)
@@ -110,7 +110,7 @@ def read_audio(path: str, sample_rate: float | None = None, *, mono: bool = True
 
 def write_audio(path: str, audio, sample_rate: float) -> None:
     """``save_audio`` (atomic) that also writes WAV to ``-`` (stdout)."""
-    from .io import save_audio
+    from ..io import save_audio
 
     if path == "-":
         buffer = io.BytesIO()

@@ -9,7 +9,7 @@ import torch
 from conftest import snr_db
 
 from pvrnn import FrameDeltas, Frames, PhaseVocoder, PvrnnError
-from pvrnn.frames import integrate, wrap
+from pvrnn.dsp.frames import integrate, wrap
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Signal processing: frames, the phase vocoder, its kernels, windows, overlap-add, resampling."""

@@ -1,0 +1,1 @@
+"""Sound-design effects on audio: time-stretch, pitch-shift, cross-synthesis."""

@@ -1,0 +1,1 @@
+"""The learning side: frame codec, mixture density, recurrent network, training, sampling, files."""
