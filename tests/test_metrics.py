@@ -135,13 +135,16 @@ F0S = [55.0, 110.0, 261.63, 440.0, 987.77]
 
 @pytest.mark.parametrize("f0", F0S)
 @pytest.mark.parametrize("tone", ["sine", "harmonic"])
-def test_f0_of_clean_tones_within_two_cents(tone, f0):
+def test_f0_of_clean_tones_to_hundredths_of_a_cent(tone, f0):
+    # benchmarks/bench_accuracy.py prints the measured worst errors (README Results): sines
+    # <= 0.016 cents, 12-harmonic tones <= 0.14 cents up to 440 Hz and 0.73 cents at 988 Hz.
     x = sine(f0, 0.5, SR) if tone == "sine" else harmonic(f0, 0.5, SR, n_harmonics=12)
     est = metrics.estimate_f0(x, SR)
     assert est.shape == (1 + x.shape[-1] // 512,) and est.dtype == torch.float32
     inner = est[3:-3]  # frames whose window lies inside the tone
     assert not torch.isnan(inner).any()
-    assert float(cents(inner, f0).abs().max()) < 2.0
+    limit = 0.05 if tone == "sine" else (0.25 if f0 <= 440.0 else 1.0)
+    assert float(cents(inner, f0).abs().max()) < limit
 
 
 def test_f0_frames_line_up_with_the_vocoder():

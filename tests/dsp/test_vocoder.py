@@ -25,7 +25,8 @@ def test_round_trip_60s_real_recording_float32(long_recording):
     pv = PhaseVocoder(n_fft=2048, hop_length=512, sample_rate=rate)
     again = pv.synthesize(pv.analyze(audio), length=audio.shape[-1])
     assert again.dtype == torch.float32
-    assert snr_db(audio, again) >= 60.0
+    # benchmarks/bench_accuracy.py measures 113.5 dB (README Results); 110 leaves platform margin
+    assert snr_db(audio, again) >= 110.0
 
 
 def test_round_trip_60s_real_recording_float64(long_recording):
@@ -34,7 +35,8 @@ def test_round_trip_60s_real_recording_float64(long_recording):
     pv = PhaseVocoder(n_fft=2048, hop_length=512, sample_rate=rate)
     again = pv.synthesize(pv.analyze(audio), length=audio.shape[-1])
     assert again.dtype == torch.float64
-    assert snr_db(audio, again) >= 100.0
+    # benchmarks/bench_accuracy.py measures 220.2 dB (README Results)
+    assert snr_db(audio, again) >= 200.0
 
 
 def test_round_trip_long_steady_sine_float32():
