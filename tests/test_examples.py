@@ -18,6 +18,11 @@ EXPECTED = {  # name: (file, samples) as documented in data/README.md
     "piano": ("piano_c4.wav", 137497),
     "clarinet_phrase": ("clarinet_phrase.wav", 396284),
     "piano_phrase": ("piano_phrase.wav", 389000),
+    "cello": ("cello_g2.wav", 178251),
+    "flute": ("flute_a5.wav", 168791),
+    "oboe": ("oboe_d5.wav", 165325),
+    "choir": ("choir_aah_c4.wav", 182497),
+    "texture": ("texture_ambi_lunar_land.wav", 154271),
 }
 
 
@@ -45,6 +50,7 @@ def test_provenance_and_licence_are_bundled():
 
     data = files("pvrnn.examples").joinpath("data")
     assert "Fluid" in data.joinpath("README.md").read_text(encoding="utf-8")
+    assert "CC0" in data.joinpath("LICENSE").read_text(encoding="utf-8")  # the texture
     assert "MIT" in data.joinpath("LICENSE").read_text(encoding="utf-8") or \
         "Permission is hereby granted" in data.joinpath("LICENSE").read_text(encoding="utf-8")
 

@@ -1,7 +1,10 @@
 """Bundled recordings and synthetic test tones.
 
-Four short mono recordings (44.1 kHz, 16-bit, rendered from the MIT-licensed Fluid R3 GM
-soundfont © Frank Wen; provenance in ``data/README.md``, licence in ``data/LICENSE``):
+Nine short mono recordings (44.1 kHz, 16-bit). All but the texture were rendered from the
+MIT-licensed Fluid R3 GM soundfont © Frank Wen; the texture is a CC0 sample (maqsim, via Sonic
+Pi). Provenance in ``data/README.md``, licences in ``data/LICENSE``. The sustains of the cello,
+flute and oboe are soundfont loops: after 0.5-1.3 s they repeat a 0.18-0.23 s stretch exactly
+(see the README), so their vibrato is strictly periodic there.
 
 ========================  =====================================================  ========
 name                      content                                                 duration
@@ -10,6 +13,11 @@ name                      content                                               
 ``"piano"``               one piano note, C4 (first partial 261.5 Hz), decaying   3.12 s
 ``"clarinet_phrase"``     monophonic clarinet melody, 13 notes (E3-E4)            8.99 s
 ``"piano_phrase"``        piano arpeggio, single notes and three chords           8.82 s
+``"cello"``               one cello note, G2 (98.0 Hz), slight vibrato            4.04 s
+``"flute"``               one flute note, A5 (881.5 Hz), breath noise             3.83 s
+``"oboe"``                one oboe note, D5 (587.0 Hz), vibrato ~5.4 Hz           3.75 s
+``"choir"``               choir "aah", C4 (259.8 Hz), chorused                    4.14 s
+``"texture"``             noise texture (no pitch), slowly darkening              3.50 s
 ========================  =====================================================  ========
 
 Example:
@@ -36,6 +44,11 @@ _FILES = {
     "piano": "piano_c4.wav",
     "clarinet_phrase": "clarinet_phrase.wav",
     "piano_phrase": "piano_phrase.wav",
+    "cello": "cello_g2.wav",
+    "flute": "flute_a5.wav",
+    "oboe": "oboe_d5.wav",
+    "choir": "choir_aah_c4.wav",
+    "texture": "texture_ambi_lunar_land.wav",
 }
 
 
@@ -43,7 +56,8 @@ def names() -> list[str]:
     """The names :func:`load` accepts, in a new list.
 
     Returns:
-        list: ``["clarinet", "piano", "clarinet_phrase", "piano_phrase"]``.
+        list: ``["clarinet", "piano", "clarinet_phrase", "piano_phrase", "cello", "flute",
+        "oboe", "choir", "texture"]``.
     """
     return list(_FILES)
 
@@ -59,7 +73,7 @@ def load(name: str, sample_rate: float | None = None) -> tuple[torch.Tensor, int
 
     Args:
         name (str): one of :func:`names`: ``"clarinet"``, ``"piano"``, ``"clarinet_phrase"``,
-            ``"piano_phrase"``.
+            ``"piano_phrase"``, ``"cello"``, ``"flute"``, ``"oboe"``, ``"choir"``, ``"texture"``.
         sample_rate (float, optional): resample to this rate (Hz); default the file's 44100.
 
     Returns:

@@ -31,8 +31,8 @@ def test_demo_writes_audio_picture_model_and_summary(tmp_path):
 
 def test_demo_rejects_an_unknown_example(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pvrnn.cli", "demo", "--out", str(tmp_path), "--example", "oboe"],
+        [sys.executable, "-m", "pvrnn.cli", "demo", "--out", str(tmp_path), "--example", "bassoon"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
-    assert "oboe" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "bassoon" in result.stderr and len(result.stderr.strip().splitlines()) == 1
