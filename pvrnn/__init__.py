@@ -3,7 +3,7 @@
 from . import examples, metrics
 from .dsp.frames import FrameDeltas, Frames
 from .dsp.vocoder import PhaseVocoder
-from .effects.transforms import cross_synthesize, pitch_shift, time_stretch
+from .effects import cross_synthesize, pitch_shift, time_stretch
 from .errors import PvrnnError, PvrnnWarning
 from .io import load_audio, save_audio
 from .model.codec import FrameCodec

@@ -31,8 +31,6 @@ FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG"}
 
 #: Largest denominator accepted when a non-integer sample rate is turned into a ratio.
 MAX_RATE_DENOMINATOR = 1000
-#: Largest ``up`` / ``down`` factor handed to ``resample_poly`` (its filter has ~20x taps).
-MAX_RESAMPLE_FACTOR = 1 << 20
 #: ``(channels, time)`` arrays with more channels than this are taken for ``(time, channels)``.
 MAX_CHANNELS = 64
 
@@ -60,11 +58,10 @@ def load_audio(
             (libsndfile) can read: WAV, FLAC, OGG/Vorbis, AIFF, ... A file object (e.g.
             ``io.BytesIO``) is read from its current position.
         sample_rate (float, optional): Hz. ``None`` (default) keeps the file's rate. Otherwise
-            the audio is resampled with ``scipy.signal.resample_poly`` when the file's rate
-            differs. The ratio ``sample_rate / file_rate`` must be a fraction ``up / down``
-            (reduced, each at most ``2**20``); a non-integer ``sample_rate`` is read as a
-            fraction with denominator at most 1000 (``22050.5`` and ``1e4 / 3`` are fine,
-            ``1000 * math.pi`` is not).
+            the audio is resampled (band-limited, :func:`pvrnn.dsp.resample.resample`) to
+            ``ceil(time * sample_rate / file_rate)`` samples when the file's rate differs. A
+            non-integer ``sample_rate`` is read as a fraction with denominator at most 1000
+            (``22050.5`` and ``1e4 / 3`` are fine, ``1000 * math.pi`` is not).
         mono (bool): ``True`` (default) averages the channels into one, ``(time,)``;
             ``False`` keeps them, ``(channels, time)`` (a mono file gives ``(1, time)``).
 
@@ -120,20 +117,21 @@ def load_audio(
 
 
 def _resample(data: np.ndarray, file_rate: int, sample_rate: float) -> np.ndarray:
-    """``data`` (time, channels) from ``file_rate`` to ``sample_rate`` Hz, polyphase."""
-    from scipy.signal import resample_poly
+    """``data`` (time, channels) from ``file_rate`` to ``sample_rate`` Hz, band-limited.
+
+    The output has ``ceil(time * up / down)`` samples, ``up / down`` the reduced ratio of the
+    rates; see :func:`pvrnn.dsp.resample.resample` (computed in float64).
+    """
+    from .dsp.resample import resample
 
     target = Fraction(sample_rate).limit_denominator(MAX_RATE_DENOMINATOR)
     if not math.isclose(float(target), sample_rate, rel_tol=1e-12, abs_tol=0.0):
         raise fail("sample_rate", sample_rate, f"a rate that is a fraction with denominator <= "
                    f"{MAX_RATE_DENOMINATOR}, e.g. a whole number of Hz")
     ratio = target / file_rate
-    up, down = ratio.numerator, ratio.denominator
-    if max(up, down) > MAX_RESAMPLE_FACTOR:
-        raise fail("sample_rate", sample_rate, f"a rate whose ratio to the file's {file_rate} Hz "
-                   f"reduces to up/down with both <= {MAX_RESAMPLE_FACTOR} (got {up}/{down})")
-    out = resample_poly(data.astype(np.float64), up, down, axis=0)
-    return out.astype(np.float32)
+    length = -(-data.shape[0] * ratio.numerator // ratio.denominator)
+    audio = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float64))
+    return resample(audio, length).numpy().T.astype(np.float32)
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def _progress(audio, sample_rate: float) -> bool:
 
 # -- commands -----------------------------------------------------------------------------------
 def run_stretch(args: argparse.Namespace) -> int:
-    from ..effects.transforms import time_stretch
+    from ..effects.stretch import time_stretch
 
     check_output(args.output, force=args.force, inputs=[args.input])
     audio, rate = _read(args.input)
@@ -161,7 +161,7 @@ def run_stretch(args: argparse.Namespace) -> int:
 
 
 def run_pitch(args: argparse.Namespace) -> int:
-    from ..effects.transforms import pitch_shift
+    from ..effects.pitch import pitch_shift
 
     check_output(args.output, force=args.force, inputs=[args.input])
     audio, rate = _read(args.input)
@@ -174,7 +174,7 @@ def run_pitch(args: argparse.Namespace) -> int:
 
 
 def run_cross(args: argparse.Namespace) -> int:
-    from ..effects.transforms import cross_synthesize
+    from ..effects.cross import cross_synthesize
 
     if args.carrier == "-" and args.modulator == "-":
         raise PvrnnError("carrier='-' and modulator='-': expected at most one of them on stdin")
@@ -199,7 +199,7 @@ def run_cross(args: argparse.Namespace) -> int:
 def run_analyze(args: argparse.Namespace) -> int:
     import torch
 
-    from ..effects.transforms import detect_onsets
+    from ..effects.onsets import detect_onsets
     from ..metrics import estimate_f0
 
     if args.plot is not None:

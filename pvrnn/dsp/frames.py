@@ -201,12 +201,16 @@ class Frames:
 
         The start phase keeps float64 if it has it: it is an angle, not a feature.
         """
+        magnitude = self.magnitude.to(*args, **kwargs)
         sp = self.start_phase
         if sp is not None:
-            moved = sp.to(*args, **kwargs)
-            sp = moved if moved.is_floating_point() else sp
+            if sp.dtype == torch.float64:  # moved, never cast: no rounding of the angle
+                sp = sp.to(device=magnitude.device, non_blocking=kwargs.get("non_blocking", False))
+            else:
+                moved = sp.to(*args, **kwargs)
+                sp = moved if moved.is_floating_point() else sp.to(device=magnitude.device)
         return self.replace(
-            magnitude=self.magnitude.to(*args, **kwargs),
+            magnitude=magnitude,
             deviation=self.deviation.to(*args, **kwargs),
             start_phase=sp,
         )

@@ -4,10 +4,8 @@
   and the phase of the first frame.
 - :func:`spectrum`: magnitude, deviation and start phase -> complex spectrum.
 - :func:`accumulate_phase`: deviation and start phase -> the phase of every frame, float64.
-- :func:`overlap_add`: frames-major complex spectrum -> audio, what ``torch.istft(center=True)``
-  computes, without its per-call overlap-add of the squared window over every frame (the
-  normalising envelope is periodic: it is built from a small table), its transposes and its
-  host sync.
+
+The inverse FFT and overlap-add back to audio live in :mod:`pvrnn.dsp.ola`.
 
 All of them are eager torch code that serves every dtype and device. :func:`analysis` and
 :func:`spectrum` also have float32 versions compiled with ``torch.compile`` (fused C++ loops
@@ -54,8 +52,7 @@ from typing import Callable, Iterator
 import torch
 
 __all__ = [
-    "analysis", "spectrum", "accumulate_phase", "overlap_add", "envelope_table",
-    "envelope_minimum", "compile_mode", "compiled_available", "using",
+    "analysis", "spectrum", "accumulate_phase", "compile_mode", "compiled_available", "using",
 ]
 
 log = logging.getLogger("pvrnn")
@@ -320,78 +317,3 @@ def accumulate_phase(
     accumulated in float64 with one cumsum over frames.
     """
     return _phase_shifted(deviation, start_phase, advance, radians_per_hz).sub_(PI)
-
-
-# -- overlap-add -------------------------------------------------------------------------------
-def envelope_table(window: torch.Tensor, hop_length: int) -> torch.Tensor:
-    """Cumulative sums of the squared window's ``hop_length``-long pieces, float64 ``(R + 1, hop)``.
-
-    ``window`` is the synthesis window padded to ``n_fft``; ``R = ceil(n_fft / hop_length)``.
-    Row ``k`` is the sum of the first ``k`` pieces: the overlap-add of the squared window over
-    any run of frames is a difference of two rows (:func:`envelope`).
-    """
-    n_fft = window.shape[-1]
-    rows = -(-n_fft // hop_length)
-    squared = window.to(torch.float64).square()
-    pieces = torch.nn.functional.pad(squared, (0, rows * hop_length - n_fft)).view(rows, -1)
-    return torch.cat([pieces.new_zeros(1, hop_length), pieces.cumsum(0)])
-
-
-def envelope(table: torch.Tensor, n_frames: int, start: int, stop: int) -> torch.Tensor:
-    """Overlap-add of the squared window over ``n_frames`` frames, samples ``[start, stop)``.
-
-    Sample ``p = q * hop + r`` gets piece ``j = q - f`` of every frame ``f`` in
-    ``[0, n_frames)`` with ``0 <= j < R``, which sums to
-    ``table[min(R, q + 1)] - table[max(0, q - n_frames + 1)]`` at ``r``. In the table's dtype
-    and on its device, ``(stop - start,)``.
-    """
-    rows, hop = table.shape[0] - 1, table.shape[1]
-    q = torch.arange(start // hop, (stop - 1) // hop + 1, device=table.device)
-    upper = torch.clamp(q + 1, max=rows)
-    lower = torch.clamp(q - (n_frames - 1), min=0)
-    values = (table[upper] - table[lower]).view(-1)
-    offset = start - (start // hop) * hop
-    return values[offset : offset + stop - start]
-
-
-def envelope_minimum(table: torch.Tensor, n_frames: int, start: int, stop: int) -> float:
-    """The smallest envelope value in ``[start, stop)``, from the few distinct pieces (CPU table).
-
-    Samples from ``(R - 1) * hop`` to ``n_frames * hop`` are covered by every piece: their
-    envelope is the periodic one. Only the first and last few pieces need computing.
-    """
-    rows, hop = table.shape[0] - 1, table.shape[1]
-    head_end, tail_start = (rows - 1) * hop, n_frames * hop
-    parts = []
-    if start < min(stop, head_end):
-        parts.append(envelope(table, n_frames, start, min(stop, head_end)))
-    if max(start, tail_start) < stop:
-        parts.append(envelope(table, n_frames, max(start, tail_start), stop))
-    if max(start, head_end) < min(stop, tail_start):
-        parts.append(table[rows] - table[0])
-    return min(float(part.min()) for part in parts)
-
-
-def overlap_add(
-    spec: torch.Tensor, window: torch.Tensor, hop_length: int, length: int, table: torch.Tensor
-) -> torch.Tensor:
-    """Inverse STFT of a frames-major spectrum ``(B, F, K)`` -> ``(B, length)`` audio.
-
-    Equals ``torch.istft(spec.transpose(-1, -2), n_fft, hop_length, window=..., center=True,
-    length=length)`` to rounding, for ``K <= n_fft // 2 + 1`` bins (missing upper bins are zero).
-    ``window`` is padded to ``n_fft`` (its length), in the real dtype of ``spec``; ``table`` is
-    :func:`envelope_table` of it, on the same device. The caller checks that the envelope does
-    not vanish over the output (:func:`envelope_minimum`).
-    """
-    n_fft = window.shape[-1]
-    batch, n_frames = spec.shape[0], spec.shape[1]
-    frames = torch.fft.irfft(spec, n=n_fft, dim=-1)  # (B, F, n_fft), contiguous
-    frames.mul_(window)
-    full = n_fft + hop_length * (n_frames - 1)
-    audio = torch.ops.aten.unfold_backward(frames, [batch, full], 1, n_fft, hop_length)
-    start = n_fft // 2  # center=True
-    stop = min(start + length, full)
-    out = audio[:, start:stop] / envelope(table, n_frames, start, stop).to(audio.dtype)
-    if stop - start < length:  # past the last frame: silence, as torch.istft pads
-        out = torch.nn.functional.pad(out, (0, length - (stop - start)))
-    return out

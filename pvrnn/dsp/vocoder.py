@@ -5,40 +5,21 @@ magnitude, phase, and the instantaneous frequency from the wrapped phase advance
 consecutive frames. Synthesis integrates the frequency back into phase (accumulated in
 float64 over frames) and overlap-adds the inverse FFT as ``torch.istft(center=True)`` does
 (with a precomputed normalising envelope instead of one overlap-add per call). The per-bin work
-lives in :mod:`pvrnn.dsp.kernels` (eager kernels, and fused compiled ones for float32).
+lives in :mod:`pvrnn.dsp.kernels` (eager kernels, and fused compiled ones for float32), the
+overlap-add in :mod:`pvrnn.dsp.ola`, the windows in :mod:`pvrnn.dsp.windows`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from ..errors import PvrnnError, check_audio, check_int, check_positive, fail
-from . import kernels
+from . import kernels, ola
 from .frames import TWO_PI, Frames, bin_advance, default_start_phase
+from .windows import make_window
 
-__all__ = ["PhaseVocoder", "make_window"]
-
-_WINDOWS = {
-    "hann": torch.hann_window,
-    "hamming": torch.hamming_window,
-    "blackman": torch.blackman_window,
-    "rectangular": lambda n, dtype=None: torch.ones(n, dtype=dtype),
-}
-
-
-def make_window(window: str | torch.Tensor, win_length: int) -> torch.Tensor:
-    """A periodic analysis window of ``win_length`` samples, float32, by name or as given."""
-    if isinstance(window, torch.Tensor):
-        if window.dim() != 1 or window.shape[0] != win_length:
-            raise fail("window", window, f"a 1-D tensor of win_length={win_length} samples")
-        return window.to(torch.float32)
-    if window not in _WINDOWS:
-        raise fail("window", window, "one of " + ", ".join(map(repr, _WINDOWS)) + " or a tensor")
-    return _WINDOWS[window](win_length, dtype=torch.float32)
-
+__all__ = ["PhaseVocoder"]
 
 class PhaseVocoder(nn.Module):
     """Analysis into per-bin (magnitude, instantaneous frequency) frames, and resynthesis.
@@ -49,7 +30,8 @@ class PhaseVocoder(nn.Module):
         hop_length (int, optional): samples between frames; default ``n_fft // 4``.
         win_length (int, optional): window length, ``<= n_fft``; default ``n_fft``.
         window (str or Tensor): ``"hann"`` (default), ``"hamming"``, ``"blackman"``,
-            ``"rectangular"`` or a tensor of ``win_length`` samples.
+            ``"rectangular"`` (or ``"boxcar"``) or a tensor of ``win_length`` samples (see
+            :mod:`pvrnn.dsp.windows`).
         sample_rate (float): Hz, carried into the frames to express frequency in Hz.
 
     Frames use ``torch.stft(center=True, pad_mode="reflect")``: frame ``t`` is centred on sample
@@ -87,18 +69,15 @@ class PhaseVocoder(nn.Module):
         )
         self.sample_rate = check_positive("sample_rate", sample_rate)
         self.register_buffer("window", make_window(window, self.win_length), persistent=False)
-        # Overlap-add of the squared window must not vanish anywhere (NOLA) for synthesis.
         padded = torch.nn.functional.pad(
-            self.window, ((n_fft - self.win_length) // 2, (n_fft - self.win_length + 1) // 2)
+            self.window.cpu(), ((n_fft - self.win_length) // 2, (n_fft - self.win_length + 1) // 2)
         )
-        frames_per_period = math.ceil(n_fft / self.hop_length)
-        envelope = torch.zeros(self.hop_length * (frames_per_period + 1) + n_fft)
-        for i in range(frames_per_period + 1):  # a handful of window placements, at init only
-            envelope[i * self.hop_length : i * self.hop_length + n_fft] += padded.square()
-        middle = envelope[n_fft : n_fft + self.hop_length]
-        self.invertible = bool(middle.min() > 1e-10)
         # For synthesis: the squared window's envelope, from which any length's is built.
-        self._envelope_table = kernels.envelope_table(padded, self.hop_length)  # CPU, float64
+        self._envelope_table = ola.envelope_table(padded, self.hop_length)  # CPU, float64
+        # Overlap-add of the squared window must not vanish anywhere (NOLA) for synthesis: its
+        # periodic part (every piece of the window overlapping) is the last row of the table.
+        periodic = self._envelope_table[-1] - self._envelope_table[0]
+        self.invertible = bool(periodic.min() > 1e-10)
         self._envelope_tables: dict[torch.device, torch.Tensor] = {}
 
     @property
@@ -213,7 +192,7 @@ class PhaseVocoder(nn.Module):
             self.window.to(device=spec.device, dtype=magnitude.dtype),
             ((self.n_fft - self.win_length) // 2, (self.n_fft - self.win_length + 1) // 2),
         )
-        audio = kernels.overlap_add(
+        audio = ola.inverse_stft(
             spec, window, self.hop_length, length, self._table_on(spec.device)
         )  # missing upper bins (partials) are zero
         return audio.reshape(*batch, audio.shape[-1])
@@ -229,9 +208,9 @@ class PhaseVocoder(nn.Module):
         full = self.n_fft + self.hop_length * (n_frames - 1)
         stop = min(start + length, full)
         table = self._envelope_table
-        if length == 0 or kernels.envelope_minimum(table, n_frames, start, stop) >= 1e-11:
+        if length == 0 or ola.envelope_minimum(table, n_frames, start, stop) >= 1e-11:
             return
-        covered = kernels.envelope(table, n_frames, start, full) >= 1e-11
+        covered = ola.envelope(table, n_frames, start, full) >= 1e-11
         longest = int(covered.int().cumprod(0).sum())
         raise fail("length", length, f"at most {longest} samples for {n_frames} frames: past "
                    "that the frames' windows do not cover the output")

@@ -1,1 +1,16 @@
-"""Sound-design effects on audio: time-stretch, pitch-shift, cross-synthesis."""
+"""Sound-design effects on audio: time-stretch, pitch-shift, cross-synthesis.
+
+- :mod:`~pvrnn.effects.stretch`: the phase-locked time-stretch engine (:func:`time_stretch`),
+  built from :mod:`~pvrnn.effects.timemap` (where each frame reads),
+  :mod:`~pvrnn.effects.onsets` (attacks), :mod:`~pvrnn.effects.phaselock` (peaks and their
+  rotations) and :mod:`~pvrnn.effects.spectra` (settings, windowed spectra).
+- :mod:`~pvrnn.effects.pitch`: :func:`pitch_shift` (stretch, then resample).
+- :mod:`~pvrnn.effects.cross`: :func:`cross_synthesize`.
+"""
+
+from .cross import cross_synthesize
+from .onsets import detect_onsets
+from .pitch import pitch_shift
+from .stretch import time_stretch
+
+__all__ = ["time_stretch", "pitch_shift", "cross_synthesize", "detect_onsets"]

@@ -76,6 +76,23 @@ def test_to_moves_and_casts(analysed, device):
     torch.testing.assert_close(double.frequency.float(), frames.frequency)
 
 
+def test_to_keeps_a_float64_start_phase(device):
+    # The start phase is an angle, not a feature: casting the frames to float32 (or moving
+    # them) must not round it, or a long resynthesis starts off by float32 rounding.
+    start = torch.tensor([0.1234567890123456789, -3.0000000001], dtype=torch.float64)
+    frames = Frames(torch.ones(3, 2, dtype=torch.float64), deviation=torch.zeros(3, 2,
+                    dtype=torch.float64), sample_rate=8000, n_fft=2, hop_length=1,
+                    start_phase=start)
+    for moved in (frames.to(torch.float32), frames.to(device, torch.float32),
+                  frames.to(device=device, dtype=torch.float32),
+                  frames.to(torch.zeros(1, dtype=torch.float32, device=device))):
+        assert moved.magnitude.dtype == torch.float32
+        assert moved.start_phase.dtype == torch.float64
+        assert moved.start_phase.device.type == torch.device(device).type
+        assert torch.equal(moved.start_phase.cpu(), start)
+    assert frames.to(torch.float32).to(torch.float64).start_phase.dtype == torch.float64
+
+
 def test_partials(analysed):
     _, _, frames = analysed
     low = frames.partials(20)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import snr_db
 
-from pvrnn import PhaseVocoder, PvrnnError
+from pvrnn import PhaseVocoder
 from pvrnn.dsp import kernels as _fused
 from pvrnn.dsp.frames import bin_advance
 
@@ -133,51 +133,3 @@ def test_policy(monkeypatch):
         with torch.no_grad():
             assert _fused._use_compiled(torch.zeros(2, requires_grad=True)) == (
                 _fused.compiled_available("cpu"))
-
-
-@pytest.mark.parametrize(
-    "n_fft,hop,win_length,window,dtype",
-    [
-        (512, 128, None, "hann", torch.float32),
-        (1000, 250, None, "hamming", torch.float64),  # n_fft no power of 2
-        (1024, 150, 600, "blackman", torch.float32),  # hop no divisor of n_fft, short window
-        (256, 256, None, "rectangular", torch.float32),  # no overlap at all
-    ],
-)
-def test_overlap_add_matches_torch_istft(n_fft, hop, win_length, window, dtype):
-    torch.manual_seed(0)
-    pv = PhaseVocoder(n_fft=n_fft, hop_length=hop, win_length=win_length, window=window)
-    audio = torch.randn(2, 9000, dtype=dtype)
-    win = pv.window.to(dtype)
-    spec = torch.stft(audio, n_fft, hop, pv.win_length, win, center=True, return_complex=True)
-    spec = spec * (1 + 0.5 * torch.rand(spec.shape, dtype=dtype))  # not a consistent STFT
-    left = (n_fft - pv.win_length) // 2
-    padded = torch.nn.functional.pad(win, (left, n_fft - pv.win_length - left))
-    table = _fused.envelope_table(padded, hop)
-    n_frames = spec.shape[-1]
-    for length in [(n_frames - 1) * hop, 9000, 8000]:
-        expected = torch.istft(spec, n_fft, hop, pv.win_length, win, center=True, length=length)
-        result = _fused.overlap_add(spec.transpose(-1, -2), padded, hop, length, table)
-        assert result.dtype == dtype and result.shape == (2, length)
-        torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5 * float(
-            expected.abs().max()))
-    # Fewer bins (partials): the missing upper ones are zero.
-    low = spec.clone()
-    low[:, 40:] = 0
-    expected = torch.istft(low, n_fft, hop, pv.win_length, win, center=True, length=9000)
-    result = _fused.overlap_add(spec[:, :40].transpose(-1, -2), padded, hop, 9000, table)
-    torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
-
-
-def test_synthesis_refuses_a_length_the_windows_do_not_cover():
-    # A short window zero-padded to n_fft leaves the last samples under no window at all.
-    pv = PhaseVocoder(n_fft=1024, hop_length=150, win_length=600, sample_rate=16000)
-    audio = torch.randn(4000)
-    frames = pv.analyze(audio)
-    spec = torch.stft(audio, 1024, 150, 600, window=pv.window, return_complex=True)
-    assert pv.synthesize(frames, length=4200).shape == (4200,)
-    torch.istft(spec, 1024, 150, 600, window=pv.window, length=4200)
-    with pytest.raises(RuntimeError, match="window overlap add min"):  # torch's own check
-        torch.istft(spec, 1024, 150, 600, window=pv.window, length=4201)
-    with pytest.raises(PvrnnError, match=r"length=4201: expected at most 4200 samples"):
-        pv.synthesize(frames, length=4201)

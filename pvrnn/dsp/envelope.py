@@ -1,0 +1,116 @@
+"""Spectral envelopes by cepstral smoothing, with a lifter that follows the sound's pitch.
+
+One implementation for the effects that move or impose envelopes: formant-preserving
+:func:`pvrnn.pitch_shift` and envelope cross-synthesis (:func:`pvrnn.cross_synthesize` with
+``envelope=True``). The cepstral cutoff (the lifter) must stay below half the period of the
+highest pitch involved, or the envelope resolves the harmonics instead of running along their
+peaks: :func:`pitch_lifter` measures it from the sounds themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import check_int, check_positive, fail
+
+__all__ = ["spectral_envelope", "pitch_lifter", "lifter_samples", "MAX_LIFTER_SECONDS"]
+
+#: The longest lifter (seconds): formants, not harmonics, for pitches up to ~330 Hz.
+MAX_LIFTER_SECONDS = 1.5e-3
+
+
+def spectral_envelope(
+    magnitude: torch.Tensor, n_fft: int, lifter: int, *, log: bool = False
+) -> torch.Tensor:
+    """Spectral envelope of magnitude spectra by cepstral smoothing.
+
+    The valleys between harmonics are first filled (a running maximum of the log magnitude
+    over ``n_fft / (2 lifter)`` bins), then the result is taken to the real cepstrum, every
+    quefrency of ``lifter`` samples or more is removed (the harmonic fine structure lives
+    there), and the rest goes back to a smooth log spectrum that runs along the peaks of the
+    harmonics. It follows the harmonics of pitches below ``sample_rate / (2 lifter)`` Hz.
+
+    Args:
+        magnitude (Tensor): ``(..., n_bins)`` linear magnitudes, ``n_bins = n_fft // 2 + 1``.
+        n_fft (int): the FFT size the spectra come from.
+        lifter (int): cutoff quefrency in samples, ``1 .. n_fft // 2``; e.g. 1.5 ms of samples
+            keeps formants and drops the harmonics of pitches below ~650 Hz.
+        log (bool): return the natural-log envelope instead of the linear one.
+
+    Returns:
+        Tensor: ``(..., n_bins)`` envelope, same dtype (linear, or natural log if ``log``).
+
+    Raises:
+        PvrnnError: when the shapes or ``lifter`` do not fit ``n_fft``.
+    """
+    n_fft = check_int("n_fft", n_fft, low=2)
+    if not isinstance(magnitude, torch.Tensor) or magnitude.shape[-1] != n_fft // 2 + 1:
+        raise fail("magnitude", magnitude, f"a tensor (..., n_fft // 2 + 1 = {n_fft // 2 + 1})")
+    lifter = check_int("lifter", lifter, low=1, high=n_fft // 2)
+    peak = magnitude.amax(-1, keepdim=True)
+    floor = (peak * 1e-5).clamp_min(torch.finfo(magnitude.dtype).tiny)  # -100 dB below the peak
+    log_mag = torch.log(torch.maximum(magnitude, floor))
+    # Fill the valleys between harmonics first (a running max over half the smoothing
+    # scale), so the smoothing follows the harmonic peaks rather than their mean.
+    width = max(1, n_fft // (4 * lifter)) * 2 + 1
+    shape = log_mag.shape
+    log_mag = F.max_pool1d(log_mag.reshape(-1, 1, shape[-1]), width, stride=1,
+                           padding=width // 2).reshape(shape)
+    ceps = torch.fft.irfft(log_mag, n=n_fft)
+    q = torch.arange(n_fft, device=magnitude.device)
+    keep = (q < lifter) | (q > n_fft - lifter)
+    smooth = torch.fft.rfft(ceps * keep.to(ceps.dtype), n=n_fft).real
+    return smooth if log else torch.exp(smooth)
+
+
+def pitch_lifter(*sounds: torch.Tensor, sample_rate: float, ratio: float = 1.0) -> float:
+    """The lifter (seconds) for ``sounds``: ``min(1.5 ms, 0.5 / highest pitch)``.
+
+    The highest pitch is the largest median YIN pitch (:func:`pvrnn.metrics.estimate_f0`) of
+    the sounds, times ``ratio`` when that is above 1 (a pitch shift up raises it); 1.5 ms when
+    no sound has a pitch. (A fixed 1.5 ms made a clarinet A4 shifted up a fifth lose its
+    fundamental: the envelope followed its odd harmonics.)
+
+    Args:
+        sounds (Tensor): waveforms ``(..., time)``.
+        sample_rate (float): Hz, of all of them.
+        ratio (float): the pitch ratio the envelope will be applied at.
+
+    Returns:
+        float: seconds, in ``(0, 1.5e-3]``.
+    """
+    from ..metrics import estimate_f0
+
+    hop = max(1, int(round(0.01 * sample_rate)))
+    frame = max(2, int(round(0.046 * sample_rate)))
+    highest = 0.0
+    for audio in sounds:  # a handful of sounds, each analysed whole
+        if audio.shape[-1] < frame:
+            continue
+        f0 = estimate_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop_length=hop,
+                         frame_length=frame, fmin=max(40.0, 2.2 * sample_rate / frame))
+        voiced = f0[~f0.isnan()]
+        if voiced.numel():
+            highest = max(highest, float(voiced.median()))
+    if highest == 0.0:
+        return MAX_LIFTER_SECONDS
+    return min(MAX_LIFTER_SECONDS, 0.5 / (highest * max(1.0, ratio)))
+
+
+def lifter_samples(
+    envelope_lifter: Any, sample_rate: float, n_fft: int, *sounds: torch.Tensor,
+    ratio: float = 1.0,
+) -> int:
+    """The lifter in samples, ``1 .. n_fft // 2``, from seconds or, for ``None``, from the
+    pitch of ``sounds`` (:func:`pitch_lifter`).
+
+    Raises:
+        PvrnnError: when ``envelope_lifter`` is not ``None`` or a positive number of seconds.
+    """
+    if envelope_lifter is None:
+        envelope_lifter = pitch_lifter(*sounds, sample_rate=sample_rate, ratio=ratio)
+    seconds = check_positive("envelope_lifter", envelope_lifter)
+    return max(1, min(n_fft // 2, int(round(seconds * sample_rate))))

@@ -1,0 +1,121 @@
+"""Identity phase locking: spectral peaks, and each peak's phase rotation over a block of frames.
+
+Laroche & Dolson (1999): every bin belongs to its nearest peak, and the output spectrum is the
+analysis spectrum times its peak's rotation, so the relative phases around each peak (the shape
+of each partial) are those of the input. A peak's rotation continues that of the peak that
+owned the same bin in the previous frame (peak-to-peak propagation), summed along these chains
+by pointer doubling: a few rounds of gathers, no loop over frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["peaks", "peak_rotations"]
+
+#: A spectral peak is larger than this many bins on each side (phase locking).
+_LOCK_RADIUS = 2
+#: Peaks further than this below their frame's largest magnitude (-80 dB) do not count.
+_PEAK_FLOOR = 1e-4
+
+
+def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The spectral peaks of each frame and the peak each bin belongs to.
+
+    A peak is the largest of its ``_LOCK_RADIUS`` neighbours on each side (Laroche & Dolson)
+    and within 80 dB of the frame's largest bin (fainter ones are numerical dust); a frame
+    without any (silence) gets bin 0. Each bin belongs to the nearest peak: with ``rank`` the
+    number of peaks up to the bin (one cumsum), the candidates are peak ``rank - 1`` on the
+    left and peak ``rank`` on the right.
+
+    Args:
+        power: ``(B, nb, K)`` squared magnitudes.
+
+    Returns:
+        ``peak_bin`` ``(B, nb, P)``: the bins of the (up to ``P``) peaks of each frame, in
+        order, padded with 0; ``count`` ``(B, nb)``: how many; ``which`` ``(B, nb, K)``: the
+        index in ``peak_bin`` of each bin's peak.
+    """
+    shape = power.shape
+    k = shape[-1]
+    flat = power.reshape(-1, k)
+    pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
+                          padding=_LOCK_RADIUS).squeeze(1)
+    peak = (flat == pooled) & (flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
+    peak[:, 0] |= ~peak.any(-1)
+    rank = torch.cumsum(peak, -1)  # peaks at or below each bin
+    count = rank[:, -1:]
+    n_peaks = int(count.max())
+    bins = torch.arange(k, device=flat.device).expand_as(flat)
+    peak_bin = torch.zeros(flat.shape[0], n_peaks + 1, dtype=torch.int64, device=flat.device)
+    peak_bin = peak_bin.scatter_(-1, torch.where(peak, rank - 1, n_peaks), bins)[:, :n_peaks]
+    left = (rank - 1).clamp_min(0)
+    right = torch.minimum(rank, count - 1)  # the next peak (a peak's own index: itself + 1)
+    right = torch.where(peak, left, right)
+    # Nearer to the right peak: right - bin < bin - left, i.e. right + left < 2 bin.
+    to_right = (rank == 0) | (peak_bin.gather(-1, right) + peak_bin.gather(-1, left) < 2 * bins)
+    which = torch.where(to_right, right, left)
+    return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
+            which.reshape(shape))
+
+
+def peak_rotations(
+    peak_bin: torch.Tensor,
+    count: torch.Tensor,
+    which: torch.Tensor,
+    freq: torch.Tensor,
+    excess: torch.Tensor,
+    reset: torch.Tensor,
+    carry_rot: torch.Tensor,
+    carry_freq: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation of every peak of a block of frames, and each peak's frequency.
+
+    The rotation ``psi`` of a peak ``p`` in frame ``t`` continues that of the peak that owned
+    bin ``p`` in frame ``t - 1`` (Laroche & Dolson's peak-to-peak propagation):
+    ``psi_t[p] = psi_{t-1}[owner_{t-1}(p)] + excess_t * (w_{t-1} + w_t) / 2``, where ``w`` are
+    the two peaks' frequencies and ``excess`` the output hop minus the analysis hop; it is 0
+    where reset. The chains of parents are summed by pointer doubling over the block's peaks
+    (``ceil(log2(nb))`` rounds of two gathers and an add; no loop over frames); the first frame
+    continues from ``carry_rot`` / ``carry_freq``, the rotation and peak frequency of each bin
+    in the frame before the block.
+
+    Args:
+        peak_bin, count, which: the peaks of each frame, from :func:`peaks`.
+        freq: ``(B, nb, K)`` rad/sample. excess: ``(B, nb)`` samples.
+        reset: ``(B, nb, K)`` bool; a peak on a reset bin restarts at 0.
+        carry_rot: ``(B, K)`` float64. carry_freq: ``(B, K)``.
+
+    Returns:
+        ``(B, nb, P)`` float64 rotations and ``(B, nb, P)`` frequencies of the peaks.
+    """
+    b, nb, n_peaks = peak_bin.shape
+    device = peak_bin.device
+    valid = torch.arange(n_peaks, device=device) < count.unsqueeze(-1)  # (B, nb, P)
+    peak_freq = freq.gather(-1, peak_bin)
+    # Parents: the previous frame's peak owning the same bin.
+    first = peak_bin[:, 0]  # (B, P)
+    parent_freq = [carry_freq.gather(-1, first).unsqueeze(1)]
+    parent_slot = torch.zeros(b, nb, n_peaks, dtype=torch.int64, device=device)
+    if nb > 1:
+        parent_slot[:, 1:] = which[:, :-1].gather(-1, peak_bin[:, 1:])
+        parent_freq.append(peak_freq[:, :-1].gather(-1, parent_slot[:, 1:]))
+    mean_freq = 0.5 * (torch.cat(parent_freq, 1) + peak_freq).to(torch.float64)
+    value = excess.unsqueeze(-1) * mean_freq  # (B, nb, P)
+    value[:, 0] += carry_rot.gather(-1, first)
+    restart = reset.gather(-1, peak_bin)
+    value = torch.where(restart, 0.0, value)
+    # Pointer doubling. Roots (first frame, restarts, padding) point to a sentinel of value 0
+    # that points to itself; every round doubles the hops each pointer spans.
+    sentinel = nb * n_peaks
+    root = restart | ~valid
+    root[:, 0] = True
+    frame = torch.arange(nb, device=device).reshape(1, nb, 1)
+    pointer = torch.where(root, sentinel, (frame - 1) * n_peaks + parent_slot).reshape(b, -1)
+    pointer = F.pad(pointer, (0, 1), value=sentinel)
+    value = F.pad(value.reshape(b, -1), (0, 1))
+    for _ in range(max(0, nb - 1).bit_length()):  # ceil(log2(nb)) rounds, not frames
+        value = value + value.gather(1, pointer)
+        pointer = pointer.gather(1, pointer)
+    return value[:, :sentinel].reshape(b, nb, n_peaks), peak_freq

@@ -1,0 +1,86 @@
+"""What every effect shares: checked STFT settings, and windowed spectra at any position.
+
+The effects read frames at arbitrary sample positions (the time-stretch's read positions are
+not a multiple of the hop), so they frame the padded signal themselves and take one real FFT
+per frame. A named window (a cosine sum, :mod:`pvrnn.dsp.windows`) and its time derivative are
+then applied in frequency: multiplying by ``cos(2 pi m n / N)`` is ``(X[k - m] + X[k + m]) / 2``,
+so one FFT of the raw frame gives both. A tensor window is applied in time (two FFTs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..dsp.windows import Window, resolve_window
+from ..errors import check_audio, check_int, check_positive, fail
+
+__all__ = ["check_stft", "check_input", "check_fraction", "padded", "spectra", "BLOCK_ELEMENTS"]
+
+#: Elements (frames x bins x batch) per block of work: bounds memory on long inputs.
+BLOCK_ELEMENTS = 1 << 18
+
+
+def check_stft(n_fft: Any, hop_length: Any, window: Any) -> tuple[int, int, Window]:
+    """``n_fft`` (even, >= 16), ``hop_length`` (``1 .. n_fft // 2``) and the resolved window
+    (any window :class:`pvrnn.PhaseVocoder` accepts, of ``n_fft`` samples)."""
+    n_fft = check_int("n_fft", n_fft, low=16)
+    if n_fft % 2:
+        raise fail("n_fft", n_fft, "an even number of samples (e.g. 2048)")
+    hop_length = check_int("hop_length", hop_length, low=1, high=n_fft // 2)
+    return n_fft, hop_length, resolve_window(window, n_fft)
+
+
+def check_input(audio: Any, n_fft: int, name: str = "audio") -> torch.Tensor:
+    """Finite float audio ``(..., time)`` of at least ``n_fft`` samples."""
+    return check_audio(audio, name, min_length=n_fft, min_length_reason=f"n_fft={n_fft}")
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A number in ``(0, 1]``."""
+    value = check_positive(name, value)
+    if value > 1:
+        raise fail(name, value, "a fraction in (0, 1]")
+    return value
+
+
+def padded(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """``(B, n)`` -> ``(B, n + n_fft)``: frames centred on every sample, silence outside."""
+    return F.pad(audio, (n_fft // 2, n_fft // 2))
+
+
+def spectra(
+    frames: torch.Tensor, window: Window, derivative: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Windowed spectra of raw frames ``(..., n_fft)``.
+
+    Returns ``X_w`` (the window applied) and ``D`` with ``X_dw = 1j * D`` (the window's time
+    derivative, per sample, applied; ``None`` unless ``derivative``), both
+    ``(..., n_fft // 2 + 1)`` complex, in the precision of ``frames``.
+    """
+    n_fft = frames.shape[-1]
+    coeffs = window.coefficients
+    if coeffs is None:  # a tensor window: in time
+        x_w = torch.fft.rfft(frames * window.on(frames))
+        if not derivative:
+            return x_w, None
+        return x_w, -1j * torch.fft.rfft(frames * window.derivative(frames))
+    spec = torch.fft.rfft(frames)
+    k = spec.shape[-1]
+    m = len(coeffs) - 1
+    ext = torch.cat(  # conjugate symmetry past both ends: X[-j] = X[N - j] = conj(X[j])
+        [spec[..., 1 : m + 1].flip(-1).conj(), spec, spec[..., k - 1 - m : k - 1].flip(-1).conj()],
+        dim=-1,
+    )
+    x_w = coeffs[0] * spec
+    d = torch.zeros_like(spec) if derivative and m == 0 else None  # rectangular: w' = 0
+    for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
+        lo, hi = ext[..., m - q : m - q + k], ext[..., m + q : m + q + k]
+        x_w = x_w + (0.5 * coeffs[q]) * (lo + hi)
+        if derivative:
+            term = (coeffs[q] * math.pi * q / n_fft) * (lo - hi)
+            d = term if d is None else d + term
+    return x_w, d
