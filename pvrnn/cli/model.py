@@ -15,7 +15,7 @@ _MODEL_FIELDS = ("mode", "magnitude", "n_partials", "hidden_size", "num_layers",
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..model.sound_model import PRESETS
+    from ..model.config import PRESETS
 
     train = add_command(
         subparsers, "train", run_train,

@@ -16,10 +16,27 @@ from torch import nn
 from ..dsp.frames import TWO_PI, Frames, bin_advance, integrate, wrap
 from ..errors import PvrnnError, check_choice, check_int, fail
 
-__all__ = ["FrameCodec"]
+__all__ = ["FrameCodec", "check_codec_settings"]
 
 MODES = ("absolute", "delta")
 MAGNITUDE_SCALES = ("linear", "log")
+
+
+def check_codec_settings(n_partials: Any, mode: Any, magnitude: Any) -> dict[str, Any]:
+    """The codec's settings, checked: the one place these rules live (the codec and
+    :class:`~pvrnn.model.config.SoundModelConfig` both call it).
+
+    Returns:
+        dict: ``n_partials`` (int >= 1), ``mode`` and ``magnitude`` (names).
+
+    Raises:
+        PvrnnError: naming the first bad setting.
+    """
+    return dict(
+        n_partials=check_int("n_partials", n_partials, low=1),
+        mode=check_choice("mode", mode, MODES),
+        magnitude=check_choice("magnitude", magnitude, MAGNITUDE_SCALES),
+    )
 
 
 class FrameCodec(nn.Module):
@@ -52,9 +69,9 @@ class FrameCodec(nn.Module):
         log_floor_db: float = 80.0,
     ) -> None:
         super().__init__()
-        self.n_partials = check_int("n_partials", n_partials, low=1)
-        self.mode = check_choice("mode", mode, MODES)
-        self.magnitude = check_choice("magnitude", magnitude, MAGNITUDE_SCALES)
+        checked = check_codec_settings(n_partials, mode, magnitude)
+        self.n_partials, self.mode = checked["n_partials"], checked["mode"]
+        self.magnitude = checked["magnitude"]
         self.log_floor_db = float(log_floor_db)
         self.register_buffer("mean", torch.zeros(2 * self.n_partials, dtype=torch.float64))
         self.register_buffer("std", torch.ones(2 * self.n_partials, dtype=torch.float64))

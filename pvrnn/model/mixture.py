@@ -4,7 +4,7 @@ A :class:`Mixture` holds, for every leading index (batch, frame), ``C`` componen
 features: mixture logits, means and log standard deviations. :meth:`Mixture.nll` is the
 training loss, computed in log space (``log_softmax`` + ``logsumexp``) so that it stays finite
 and has finite gradients however far a target lies from every component. :meth:`Mixture.sample`
-draws from it, vectorized over all leading dims with ``gather``.
+draws from it with the one sampler (:class:`~pvrnn.model.sample.Sampler`), the one generation uses.
 
 Variance semantics (the original sound-rnn mixed them up): ``log_scales`` are log *standard
 deviations*; the variance of component ``c`` in feature ``f`` is ``exp(2 * log_scales) +
@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from ..errors import check_choice, check_positive, fail
+from ..errors import check_positive, fail
+from .sample import Sampler
 
 __all__ = ["Mixture", "DEFAULT_MIN_VARIANCE"]
 
@@ -29,7 +30,6 @@ __all__ = ["Mixture", "DEFAULT_MIN_VARIANCE"]
 DEFAULT_MIN_VARIANCE = 1e-6
 
 _LOG_2PI = math.log(2.0 * math.pi)
-COMPONENT_CHOICES = ("sample", "most_likely")
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,6 @@ class Mixture:
             PvrnnError: on a negative or non-finite ``variance_scale``, a non-positive
                 ``temperature`` or an unknown ``component``.
         """
-        component = check_choice("component", component, COMPONENT_CHOICES)
-        temperature = check_positive("temperature", temperature)
         if isinstance(variance_scale, torch.Tensor):
             scale = variance_scale.to(device=self.means.device, dtype=self.means.dtype)
             if not bool(torch.isfinite(scale).all() & (scale >= 0).all()):
@@ -204,56 +202,9 @@ class Mixture:
         else:
             std_scale = math.sqrt(check_positive("variance_scale", variance_scale,
                                                  allow_zero=True))
-        batch = self.batch_shape
-        dtype, device = self.means.dtype, self.means.device
-        gumbel = None
-        if component == "sample" and self.n_components > 1:
-            uniform = torch.rand(batch + (self.n_components,), dtype=dtype, device=device,
-                                 generator=generator)
-            gumbel = _gumbel(uniform) * temperature
-        noise = torch.randn(batch + (self.n_features,), dtype=dtype, device=device,
-                            generator=generator) * std_scale
-        return sample_from(self.logits, self.means, self.log_scales, self.min_variance,
-                           gumbel, noise)
-
-
-def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
-    """Standard Gumbel noise from uniform ``[0, 1)`` draws (clamped away from 0 and 1)."""
-    tiny = torch.finfo(uniform.dtype).tiny
-    eps = torch.finfo(uniform.dtype).eps
-    return -torch.log(-torch.log(uniform.clamp(tiny, 1.0 - eps)))
-
-
-def sample_from(
-    logits: torch.Tensor,
-    means: torch.Tensor,
-    log_scales: torch.Tensor,
-    min_variance: float,
-    gumbel: torch.Tensor | None,
-    noise: torch.Tensor,
-) -> torch.Tensor:
-    """The sampler's arithmetic, with the random draws given (the generation loop's hot path).
-
-    Args:
-        logits: ``(..., C)``. means, log_scales: ``(..., C, F)``.
-        gumbel: ``(..., C)`` Gumbel noise already multiplied by the temperature, or ``None`` for
-            the most likely component. (``argmax(logits / T + g) = argmax(logits + T g)``.)
-        noise: ``(..., F)`` standard normal draws already multiplied by ``sqrt(variance_scale)``.
-
-    Returns:
-        ``means[k] + sqrt(exp(2 log_scales[k]) + min_variance) * noise`` with ``k`` the chosen
-        component, ``(..., F)``.
-    """
-    n_components = means.shape[-2]
-    if n_components == 1:
-        mean, log_scale = means[..., 0, :], log_scales[..., 0, :]
-    else:
-        scores = logits if gumbel is None else logits + gumbel
-        index = scores.argmax(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
-        index = index.expand(*means.shape[:-2], 1, means.shape[-1])
-        mean = means.gather(-2, index).squeeze(-2)
-        log_scale = log_scales.gather(-2, index).squeeze(-2)
-    std = torch.exp(2 * log_scale)
-    if min_variance:
-        std = std + min_variance
-    return torch.addcmul(mean, std.sqrt(), noise)
+        sampler = Sampler(self.n_components, self.n_features, min_variance=self.min_variance,
+                          temperature=temperature, component=component, generator=generator,
+                          device=self.means.device)
+        noise, gumbel = sampler.draw(self.batch_shape, std_scale, dtype=self.means.dtype)
+        params = torch.cat([self.means, self.log_scales], dim=-1)  # (..., C, 2F)
+        return sampler.pick(self.logits, params, gumbel, noise)

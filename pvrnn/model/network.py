@@ -9,6 +9,7 @@ component whose mean is the prediction, trained by mean squared error.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Union
 
 import torch
@@ -17,10 +18,39 @@ from torch import nn
 from ..errors import check_choice, check_int, fail
 from .mixture import DEFAULT_MIN_VARIANCE, Mixture
 
-__all__ = ["SpectralRNN"]
+__all__ = ["SpectralRNN", "check_network_settings"]
 
 CELLS = ("lstm", "gru")
 LOSSES = ("mdn", "mse")
+
+
+def check_network_settings(
+    hidden_size: Any, num_layers: Any, n_components: Any, cell: Any, dropout: Any, loss: Any,
+) -> dict[str, Any]:
+    """The network's settings, checked: the one place these rules live (the network and
+    :class:`~pvrnn.model.config.SoundModelConfig` both call it).
+
+    Returns:
+        dict: the settings as ``SpectralRNN`` keeps them (ints, names, ``dropout`` a float).
+
+    Raises:
+        PvrnnError: naming the first bad setting (``n_components`` must be 1 with ``loss="mse"``,
+            ``dropout`` in ``[0, 1)``).
+    """
+    checked = dict(
+        hidden_size=check_int("hidden_size", hidden_size, low=1),
+        num_layers=check_int("num_layers", num_layers, low=1),
+        n_components=check_int("n_components", n_components, low=1),
+        cell=check_choice("cell", cell, CELLS),
+        loss=check_choice("loss", loss, LOSSES),
+    )
+    if checked["loss"] == "mse" and checked["n_components"] != 1:
+        raise fail("n_components", n_components, "1 with loss='mse' (a plain regression)")
+    dropout_ok = isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
+    if not dropout_ok or not 0.0 <= float(dropout) < 1.0:
+        raise fail("dropout", dropout, "a number in [0, 1)")
+    checked["dropout"] = float(dropout)
+    return checked
 
 #: The recurrent state: ``(h, c)`` for an LSTM, ``h`` for a GRU; each
 #: ``(num_layers, batch, hidden_size)``.
@@ -68,16 +98,11 @@ class SpectralRNN(nn.Module):
     ) -> None:
         super().__init__()
         self.n_features = check_int("n_features", n_features, low=1)
-        self.hidden_size = check_int("hidden_size", hidden_size, low=1)
-        self.num_layers = check_int("num_layers", num_layers, low=1)
-        self.cell = check_choice("cell", cell, CELLS)
-        self.loss_kind = check_choice("loss", loss, LOSSES)
-        self.n_components = check_int("n_components", n_components, low=1)
-        if self.loss_kind == "mse" and self.n_components != 1:
-            raise fail("n_components", n_components, "1 with loss='mse' (a plain regression)")
-        if not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
-            raise fail("dropout", dropout, "a number in [0, 1)")
-        self.dropout = float(dropout)
+        checked = check_network_settings(hidden_size, num_layers, n_components, cell, dropout,
+                                         loss)
+        self.hidden_size, self.num_layers = checked["hidden_size"], checked["num_layers"]
+        self.n_components, self.cell = checked["n_components"], checked["cell"]
+        self.loss_kind, self.dropout = checked["loss"], checked["dropout"]
         self.min_variance = float(min_variance)
         rnn = nn.LSTM if self.cell == "lstm" else nn.GRU
         self.rnn = rnn(

@@ -1,0 +1,208 @@
+"""What a :class:`~pvrnn.SoundModel` is: its settings (:class:`SoundModelConfig`) and presets.
+
+The configuration checks only what no constructor checks: the analysis settings and the
+training defaults. The codec's and the network's settings are checked by the same functions
+their constructors call (:func:`~pvrnn.model.codec.check_codec_settings`,
+:func:`~pvrnn.model.network.check_network_settings`), so each rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import check_choice, check_int, check_positive, fail
+from .codec import check_codec_settings
+from .network import check_network_settings
+
+__all__ = ["SoundModelConfig", "PRESETS", "OPTIMIZERS", "TRAINING_FIELDS"]
+
+OPTIMIZERS = ("adagrad", "adam")
+
+#: The fields that :meth:`SoundModel.fit` may override for one run (and that a resumed run
+#: must repeat).
+TRAINING_FIELDS = ("seq_length", "batch_size", "optimizer", "lr", "clip", "validation")
+
+
+@dataclass
+class SoundModelConfig:
+    """What a :class:`SoundModel` is: analysis, codec and network settings, training defaults.
+
+    Analysis:
+        n_fft (int): FFT size of the phase vocoder, samples (512 at 44.1 kHz is 11.6 ms).
+        hop_length (int): samples between frames (128 at 44.1 kHz: 345 frames per second).
+        window (str): analysis window name (see :class:`~pvrnn.PhaseVocoder`).
+
+    Codec (see :class:`~pvrnn.FrameCodec`):
+        n_partials (int): lowest bins modelled, at most ``n_fft // 2 + 1``; the rest are
+            silent in generated sound.
+        mode (str): ``"absolute"`` (each frame; default, see :data:`PRESETS`) or ``"delta"``
+            (frame-to-frame changes, as sound-rnn: drifts without resets).
+        magnitude (str): ``"linear"`` (as sound-rnn; default) or ``"log"``.
+
+    Network (see :class:`~pvrnn.SpectralRNN`):
+        hidden_size, num_layers, n_components, cell (``"lstm"``/``"gru"``), dropout,
+        loss (``"mdn"``/``"mse"``).
+
+    Training defaults (each overridable in :meth:`SoundModel.fit`):
+        epochs (int): passes over the training frames.
+        seq_length (int): frames per truncated-BPTT window.
+        batch_size (int): parallel streams each training stretch is cut into.
+        optimizer (str): ``"adagrad"`` (sound-rnn's) or ``"adam"``.
+        lr (float): learning rate.
+        clip (float): maximum gradient norm.
+        validation (float): held-out fraction in ``[0, 0.5]``: of the sounds when there are
+            several (whole sounds), else of the one sound's frames (an interior stretch).
+
+    Generation:
+        prime_seconds (float): how much of the beginning of the training sound primes the
+            network before generating (and is stored in the model file for that).
+    """
+
+    n_fft: int = 512
+    hop_length: int = 128
+    window: str = "hann"
+    n_partials: int = 20
+    mode: str = "absolute"
+    magnitude: str = "linear"
+    hidden_size: int = 100
+    num_layers: int = 2
+    n_components: int = 3
+    cell: str = "lstm"
+    dropout: float = 0.0
+    loss: str = "mdn"
+    epochs: int = 100
+    seq_length: int = 20
+    batch_size: int = 16
+    optimizer: str = "adagrad"
+    lr: float = 0.05
+    clip: float = 5.0
+    validation: float = 0.1
+    prime_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> SoundModelConfig:
+        """Check every field (normalising ints/floats); raise :class:`PvrnnError` naming the
+        first bad one. Returns ``self``."""
+        self.n_fft = check_int("n_fft", self.n_fft, low=4)
+        self.hop_length = check_int("hop_length", self.hop_length, low=1, high=self.n_fft)
+        if not isinstance(self.window, str):
+            raise fail("window", self.window, "a window name such as 'hann'")
+        for key, value in check_codec_settings(self.n_partials, self.mode,
+                                               self.magnitude).items():
+            setattr(self, key, value)
+        if self.n_partials > self.n_fft // 2 + 1:
+            raise fail("n_partials", self.n_partials,
+                       f"at most n_fft // 2 + 1 = {self.n_fft // 2 + 1} bins")
+        for key, value in check_network_settings(
+            self.hidden_size, self.num_layers, self.n_components, self.cell, self.dropout,
+            self.loss,
+        ).items():
+            setattr(self, key, value)
+        self.epochs = check_int("epochs", self.epochs, low=1)
+        self.seq_length = check_int("seq_length", self.seq_length, low=1)
+        self.batch_size = check_int("batch_size", self.batch_size, low=1)
+        self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        self.lr = check_positive("lr", self.lr)
+        self.clip = check_positive("clip", self.clip)
+        self.validation = _check_validation(self.validation)
+        self.prime_seconds = check_positive("prime_seconds", self.prime_seconds)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a plain dict (what model files store)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SoundModelConfig:
+        """Build from a dict; unknown keys raise :class:`PvrnnError`."""
+        if not isinstance(data, dict):
+            raise fail("config", data, "a dict of SoundModelConfig fields")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise fail(unknown[0], data[unknown[0]],
+                       "a SoundModelConfig field: one of " + ", ".join(sorted(known)))
+        return cls(**data)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> SoundModelConfig:
+        """The settings of a :data:`PRESETS` entry, with ``overrides`` (field names)."""
+        if not isinstance(name, str) or name not in PRESETS:
+            raise fail("preset", name, "one of " + ", ".join(map(repr, PRESETS)))
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+    def replace(self, **changes: Any) -> SoundModelConfig:
+        """A copy with fields changed (validated); unknown names raise :class:`PvrnnError`."""
+        return SoundModelConfig.from_dict({**self.to_dict(), **changes})
+
+    def training_settings(self, **overrides: Any) -> dict[str, Any]:
+        """The :data:`TRAINING_FIELDS` of this configuration, with the ``overrides`` that are
+        not ``None`` applied and checked (as any field is)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        checked = self.replace(**given)
+        return {key: getattr(checked, key) for key in TRAINING_FIELDS}
+
+
+def _check_validation(value: Any) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0.0 <= value <= 0.5:
+        raise fail("validation", value, "a fraction in [0, 0.5]")
+    return float(value)
+
+
+#: The sound-rnn blog's three experiments, as :class:`SoundModelConfig` fields.
+#:
+#: ==============  ==========  ========  =======  ===  ===  =====  ======
+#: preset          n_fft/hop   partials  network  seq  C    batch  epochs
+#: ==============  ==========  ========  =======  ===  ===  =====  ======
+#: ``"sine"``      512/128     10        1x100    10   1    8      60
+#: ``"clarinet"``  512/128     20        2x100    20   3    8      300
+#: ``"piano"``     2048/512    20        2x150    20   5    4      300
+#: ==============  ==========  ========  =======  ===  ===  =====  ======
+#:
+#: All three use an LSTM, AdaGrad (lr 0.05, sound-rnn's optimizer), gradient-norm clipping at
+#: 5, and the codec's ``mode="absolute"`` with ``magnitude="linear"``. Batch sizes are smaller
+#: than char-rnn's so that a few seconds of sound still give streams long enough for
+#: truncated BPTT.
+#:
+#: The codec settings were chosen by measuring generated audio against the original
+#: (``benchmarks/bench_model.py --compare-codecs``: each setting trained 200 epochs on the
+#: bundled note, 4 variations of 2 s at ``variance_scale=1`` without resets):
+#:
+#: - *absolute vs delta.* Delta mode (sound-rnn's) integrates the sampled changes, so every
+#:   error accumulates: on the clarinet the pitch wandered 7.7 cents on average (absolute:
+#:   1.3), the level varied 14 % (absolute: 0.7 %, as the original), and the in-band
+#:   log-spectral distance was 6.2 dB (absolute: 5.2); on the piano the pitch wandered by 390
+#:   cents (absolute: 12) and the distance was 13.9 dB (absolute: 7.0). On the 440 Hz sine,
+#:   delta mode's level drifted 25 % in 3 s, absolute mode's 1 %. Resets (``reset_every``)
+#:   bound delta mode's drift (clarinet: 1.9 cents), but absolute mode needs none. Delta mode
+#:   stays available (``mode="delta"``).
+#: - *linear vs log magnitude.* Held-out NLL cannot be compared across scalings, so the
+#:   comparison is on generated audio. With delta mode, log magnitudes diverge (accumulated
+#:   log errors become exponential level errors: hundreds of cents and level blow-ups). With
+#:   absolute mode the two are close; linear was slightly better on the clarinet (distance
+#:   5.21 vs 5.24 dB, spectral flux 0.97 vs 0.86 of the original's) and on the piano (7.0 vs
+#:   7.5 dB, flux 1.5 vs 2.1).
+PRESETS: dict[str, dict[str, Any]] = {
+    "sine": dict(
+        n_fft=512, hop_length=128, n_partials=10, hidden_size=100, num_layers=1,
+        n_components=1, seq_length=10, mode="absolute", magnitude="linear",
+        epochs=60, batch_size=8, lr=0.05,
+    ),
+    "clarinet": dict(
+        n_fft=512, hop_length=128, n_partials=20, hidden_size=100, num_layers=2,
+        n_components=3, seq_length=20, mode="absolute", magnitude="linear",
+        epochs=300, batch_size=8, lr=0.05,
+    ),
+    "piano": dict(
+        n_fft=2048, hop_length=512, n_partials=20, hidden_size=150, num_layers=2,
+        n_components=5, seq_length=20, mode="absolute", magnitude="linear",
+        epochs=300, batch_size=4, lr=0.05,
+    ),
+}

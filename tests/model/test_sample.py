@@ -1,0 +1,124 @@
+"""The one sampler, on the path generation uses: variance, components, and Mixture.sample."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pvrnn import Mixture, PvrnnError, SpectralRNN
+from pvrnn.model.sample import Sampler
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MEANS = torch.tensor([3.0, -2.0, 0.0, 10.0])
+LOG_SCALES = torch.tensor([-1.0, 0.0, 0.5, 1.5])
+
+
+def constant_network(means, log_scales, logits=None, loss="mdn") -> SpectralRNN:
+    """A network whose every step predicts the same mixture: a zero head, the mixture in its
+    bias. ``means``/``log_scales`` are ``(C, F)``."""
+    n_components, n_features = means.shape
+    net = SpectralRNN(n_features, hidden_size=8, num_layers=1, n_components=n_components,
+                      loss=loss)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        if loss == "mse":
+            net.head.bias.copy_(means.reshape(-1))
+        else:
+            logits = torch.zeros(n_components) if logits is None else logits
+            net.head.bias.copy_(torch.cat([logits[:, None], means, log_scales], -1).reshape(-1))
+    return net.eval()
+
+
+def generate(net, n_steps, batch, variance_scale, seed=0, **options) -> torch.Tensor:
+    """Run the generation loop (``Sampler.generate``, what ``SoundModel.generate`` runs)."""
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(seed), **options)
+    scale = torch.as_tensor(variance_scale, dtype=torch.float32).expand(n_steps)
+    std_scale = scale.sqrt().reshape(n_steps, 1, 1)
+    prime = torch.zeros(3, net.n_features)
+    return sampler.generate(net, prime, n_steps, batch, std_scale)  # (batch, n_steps, F)
+
+
+def test_generation_variance_is_variance_scale_times_model_variance():
+    # 2000 streams x 50 steps per half: 100k draws per feature and half; the sample variance
+    # has relative standard error sqrt(2 / 1e5) = 0.45 %, so 3 % is over six of them.
+    net = constant_network(MEANS[None], LOG_SCALES[None])
+    model_variance = (2 * LOG_SCALES).exp() + net.min_variance
+    schedule = torch.cat([torch.full((50,), 0.25), torch.full((50,), 4.0)])
+    x = generate(net, 100, 2000, schedule)
+    for half, scale in ((x[:, :50], 0.25), (x[:, 50:], 4.0)):
+        draws = half.reshape(-1, 4)
+        ratio = draws.var(0) / (scale * model_variance)
+        assert ((ratio - 1).abs() < 0.03).all(), (scale, ratio)
+        tolerance = 5 * (scale * model_variance / draws.shape[0]).sqrt()
+        assert ((draws.mean(0) - MEANS).abs() < tolerance).all()
+
+
+def test_generation_most_likely_component_and_its_variance():
+    means = torch.tensor([[0.0, 0.0], [5.0, -5.0], [20.0, 20.0]])
+    log_scales = torch.tensor([[0.0, 0.0], [-1.0, 0.3], [1.0, 1.0]])
+    net = constant_network(means, log_scales, logits=torch.tensor([0.0, 2.0, 1.0]))
+    x = generate(net, 50, 2000, 0.5, component="most_likely").reshape(-1, 2)
+    torch.testing.assert_close(x.mean(0), torch.tensor([5.0, -5.0]), atol=0.02, rtol=0)
+    variance = (2 * log_scales[1]).exp() + net.min_variance
+    ratio = x.var(0) / (0.5 * variance)
+    assert ((ratio - 1).abs() < 0.03).all(), ratio
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_generation_draws_components_from_tempered_weights(temperature):
+    logits = torch.tensor([0.0, 1.0, -1.0])
+    means = torch.tensor([0.0, 100.0, 200.0])[:, None]
+    net = constant_network(means, torch.full((3, 1), -10.0), logits=logits)
+    x = generate(net, 50, 2000, 0.0, temperature=temperature).reshape(-1)
+    counts = torch.stack([(x - v).abs().lt(1.0).float().mean() for v in (0.0, 100.0, 200.0)])
+    # binomial standard error <= sqrt(0.25 / 1e5) = 0.0016; tolerance 0.01 is six of them
+    torch.testing.assert_close(counts, torch.softmax(logits / temperature, -1), atol=0.01,
+                               rtol=0)
+
+
+def test_generation_of_a_regression_uses_its_residual_variance():
+    net = constant_network(MEANS[None], None, loss="mse")
+    net.residual_variance.copy_(torch.tensor([0.1, 1.0, 2.0, 9.0]))
+    draws = generate(net, 50, 2000, 0.5).reshape(-1, 4)
+    ratio = draws.var(0) / (0.5 * net.residual_variance)
+    assert ((ratio - 1).abs() < 0.03).all(), ratio
+
+
+@pytest.mark.parametrize("component", ["sample", "most_likely"])
+def test_a_generation_step_is_mixture_sample(component):
+    # One sampler: the first generated step is Mixture.sample of the network's prediction
+    # after the prime, given the same generator.
+    torch.manual_seed(0)
+    net = SpectralRNN(6, hidden_size=16, num_layers=2, n_components=3).eval()
+    prime = torch.randn(5, 6)
+    with torch.no_grad():
+        mixture, _ = net(prime[None])
+    last = Mixture(mixture.logits[0, -1], mixture.means[0, -1], mixture.log_scales[0, -1],
+                   min_variance=net.min_variance)
+    for seed in range(5):
+        expected = last.sample(variance_scale=0.7, temperature=1.5, component=component,
+                               generator=torch.Generator().manual_seed(seed))
+        sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(seed),
+                                      temperature=1.5, component=component)
+        step = sampler.generate(net, prime, 1, 1, torch.full((1, 1, 1), 0.7 ** 0.5))
+        torch.testing.assert_close(step[0, 0], expected)
+
+
+def test_per_feature_std_scale():
+    # room for per-feature variance scales: std_scale with a last dim of F
+    net = constant_network(torch.zeros(1, 2), torch.zeros(1, 2))
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(1))
+    std_scale = torch.tensor([0.5, 2.0]).expand(50, 1, 2)
+    x = sampler.generate(net, torch.zeros(2, 2), 50, 2000, std_scale).reshape(-1, 2)
+    torch.testing.assert_close(x.var(0), torch.tensor([0.25, 4.0]), rtol=0.03, atol=0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(temperature=0.0), "temperature="),
+    (dict(temperature=float("nan")), "temperature="),
+    (dict(component="argmax"), "component="),
+])
+def test_bad_sampler_settings(kwargs, match):
+    with pytest.raises(PvrnnError, match=match):
+        Sampler(3, 4, **kwargs)
