@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench notebooks clean
+.PHONY: demo test lint bench results notebooks clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check pvrnn tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_vocoder.py
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_transforms.py
+
+# Every README Results figure that a script prints (the table names the command per row), at
+# settings that finish in about 5 minutes on 2 cores; the notebook rows come from make notebooks.
+results: $(STAMP)
+	$(BIN)/python benchmarks/bench_accuracy.py
+	$(BIN)/python benchmarks/bench_vocoder.py --repeats 3
+	$(BIN)/python benchmarks/bench_transforms.py --seconds 4 --timing-seconds 10
+	$(BIN)/python benchmarks/bench_model.py --skip-plateau --repeats 1 --threads 1
 
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py

@@ -127,7 +127,12 @@ def main(argv: List[str] | None = None) -> int:
                          f"{f:g} Hz {v:.4f}" for f, v in worst.items())])
 
     if not args.skip_model:
+        # Small recurrent steps gain nothing from intra-op threads, and on a busy machine
+        # threads turn a 3 s fit into a minute: one thread unless --threads says otherwise.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(args.threads or 1)
         f0, wobble, fit_s, epochs = sine_preset()
+        torch.set_num_threads(threads)
         rows.append(["sine preset, 3 s generated at variance_scale=1e-5",
                      f"f0 {f0:.3f} Hz, level wobble {wobble:.2f} %",
                      f"fitted on examples.sine() ({epochs or 'preset'} epochs, {fit_s:.1f} s)"])
