@@ -229,7 +229,9 @@ def time_stretch(
             spacing of the ``factor`` curve and of the onset detector. ``n_fft // 4`` is best.
         window (str or Tensor): ``"hann"`` (default), ``"hamming"``, ``"blackman"``,
             ``"rectangular"`` (``"boxcar"``) or a tensor of ``n_fft`` samples: any window
-            :class:`pvrnn.PhaseVocoder` accepts (:mod:`pvrnn.dsp.windows`).
+            :class:`pvrnn.PhaseVocoder` accepts (:mod:`pvrnn.dsp.windows`). The rectangular
+            window has no time derivative inside the frame, so frequencies are not reassigned
+            (each bin keeps its centre: partials between bins drift by a few cents).
         transients (bool): detect onsets and keep them sharp (default ``True``).
         onset_threshold (float): fraction of active bins in ``(0, 1]`` that must rise by 3 dB
             for a frame to count as an onset (default 0.4; steady noise, vibrato and sweeps

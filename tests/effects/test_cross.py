@@ -78,3 +78,17 @@ AUDIO = sine(440.0, 0.2)
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(PvrnnError, match=match):
         call()
+
+
+def test_cross_envelope_lifter_follows_the_pitch():
+    # A modulator at 700 Hz: a fixed 1.5 ms lifter resolves its harmonics (667 Hz and up), so
+    # the "envelope" imposed on the carrier is a comb of them (24 dB off the formants). The
+    # pitch-following lifter of pitch_shift (0.5 / 700 Hz) keeps the formants (6 dB: only 8
+    # harmonics sample them).
+    t = torch.arange(SR, dtype=torch.float64) / SR
+    carrier = sum(torch.sin(2 * math.pi * 220 * h * t) / h for h in range(1, 25)).float() * 0.1
+    modulator = voice(700.0)
+    out = pvrnn.cross_synthesize(carrier, modulator, SR, envelope=True)
+    fixed = pvrnn.cross_synthesize(carrier, modulator, SR, envelope=True, envelope_lifter=1.5e-3)
+    assert envelope_error_db(out, 220.0) < 8.0
+    assert envelope_error_db(fixed, 220.0) > 15.0  # the old default, the failure it avoids

@@ -196,3 +196,68 @@ def test_curves_giving_different_lengths_are_refused():
     curves = torch.stack([torch.full((frames,), 1.5), torch.full((frames,), 2.0)])
     with pytest.raises(PvrnnError, match="same output duration"):
         pvrnn.time_stretch(audio, SR, curves)
+
+
+def _phase_difference(stereo: torch.Tensor, freq: float) -> torch.Tensor:
+    """Phase of left relative to right at ``freq`` in 0.1 s Hann windows, radians ``(W,)``."""
+    w = SR // 10
+    starts = range(w, stereo.shape[-1] - 2 * w, w)
+    t = torch.arange(w, dtype=torch.float64) / SR
+    probe = torch.exp(-2j * math.pi * freq * t) * torch.hann_window(w, dtype=torch.float64)
+    segments = torch.stack([stereo[:, s : s + w].double() for s in starts], 1)  # (2, W, w)
+    c = (segments * probe).sum(-1)  # the windows' own start phase cancels below
+    return torch.angle(c[0] * c[1].conj())
+
+
+def test_linked_channels_keep_their_phase_difference():
+    # A panned sine: the same 440 Hz in both channels, 4.4 dB apart and 1 rad out of phase,
+    # under independent noise. Stretched x3 on their own, each channel's phase walks its own
+    # way (the noise moves each one's frequency estimates); linked, they share one rotation
+    # per bin, so the image stays where it was.
+    g = torch.Generator().manual_seed(3)
+    t = torch.arange(3 * SR, dtype=torch.float64) / SR
+    left = 0.5 * torch.sin(2 * math.pi * 440 * t)
+    right = 0.3 * torch.sin(2 * math.pi * 440 * t - 1.0)
+    noise = 0.2 * torch.randn(2, 3 * SR, generator=g, dtype=torch.float64)
+    stereo = (torch.stack([left, right]) + noise).float()
+    linked = pvrnn.time_stretch(stereo, SR, 3.0, link_channels=True)
+    alone = pvrnn.time_stretch(stereo, SR, 3.0)
+    assert (_phase_difference(linked, 440.0) - 1.0).abs().max() < 0.12
+    assert (_phase_difference(alone, 440.0) - 1.0).abs().max() > 0.2  # the drift it avoids
+
+
+def test_linked_channels_need_one_curve():
+    audio = torch.stack([sine(440.0, 0.3), sine(440.0, 0.3)])
+    frames = 1 + audio.shape[-1] // 512
+    curves = torch.stack([torch.linspace(1.0, 2.0, frames), torch.linspace(2.0, 1.0, frames)])
+    with pytest.raises(PvrnnError, match="one curve for linked channels"):
+        pvrnn.time_stretch(audio, SR, curves, link_channels=True)
+
+
+@pytest.mark.parametrize("window", ["hann", "hamming", "blackman", "rectangular", "boxcar",
+                                    "tensor"])
+def test_every_vocoder_window_works_in_the_effects(window):
+    # One registry: whatever PhaseVocoder accepts, the effects accept too.
+    if window == "tensor":
+        window = torch.hann_window(2048, dtype=torch.float64) ** 2  # no cosine-sum name
+    audio = sine(440.0, 0.5)
+    pvrnn.PhaseVocoder(n_fft=2048, window=window)
+    out = pvrnn.time_stretch(audio, SR, 1.5, window=window)
+    assert out.shape == (round(audio.shape[-1] * 1.5),)
+    # The boxcar's time derivative is zero inside the frame: no reassignment, every bin keeps
+    # its centre frequency, so a sine between bins comes out a few cents off (documented).
+    flat = isinstance(window, str) and window in ("rectangular", "boxcar")
+    assert abs(pitch_cents(out, 440.0)) < (15 if flat else 5)
+    assert pvrnn.pitch_shift(audio, SR, 3.0, window=window).shape == audio.shape
+    assert pvrnn.cross_synthesize(audio, audio, SR, window=window).shape == audio.shape
+    assert detect_onsets(audio, SR, window=window).shape == (1 + audio.shape[-1] // 512,)
+
+
+def test_a_tensor_window_equals_the_named_one(clarinet):
+    # The named path windows in frequency (cosine-sum taps), the tensor path in time (and its
+    # derivative spectrally): the same stretch to float rounding.
+    audio, rate = clarinet
+    audio = audio[: rate // 2]
+    named = pvrnn.time_stretch(audio, rate, 1.4, window="blackman")
+    given = pvrnn.time_stretch(audio, rate, 1.4, window=torch.blackman_window(2048))
+    torch.testing.assert_close(given, named, atol=1e-4, rtol=0)
