@@ -137,9 +137,6 @@ def test_bad_settings_raise_pvrnn_error(bad):
         PhaseVocoder(**kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pvrnn/dsp windows): a tensor window with NaN or "
-                   "inf is accepted by PhaseVocoder (analysis then yields NaN frames) instead of "
-                   "raising PvrnnError")
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_non_finite_tensor_window_raises_pvrnn_error(value):
     window = torch.hann_window(512)

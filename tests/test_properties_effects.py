@@ -20,7 +20,7 @@ import pvrnn
 from pvrnn import PvrnnError
 
 SR = 16000
-WINDOWS = ["hann", "hamming", "blackman"]  # the names the effects' docstrings promise
+WINDOWS = ["hann", "hamming", "blackman", "rectangular", "tensor"]  # as PhaseVocoder's
 DTYPES = [torch.float32, torch.float64]
 
 FAST = settings(max_examples=25, deadline=None,
@@ -45,7 +45,11 @@ def signal(shape: tuple, seed: int, dtype: torch.dtype = torch.float32) -> torch
 def stft_settings(draw):
     n_fft = draw(st.sampled_from([64, 128, 256, 512]))
     hop = draw(st.sampled_from([n_fft // 8, n_fft // 4, n_fft // 2]))
-    return dict(n_fft=n_fft, hop_length=hop, window=draw(st.sampled_from(WINDOWS)))
+    window = draw(st.sampled_from(WINDOWS))
+    if window == "tensor":  # a positive random window of n_fft samples
+        g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+        window = 0.2 + torch.rand(n_fft, generator=g, dtype=torch.float64)
+    return dict(n_fft=n_fft, hop_length=hop, window=window)
 
 
 factors = st.one_of(st.floats(0.25, 4.0), st.sampled_from([0.5, 1.0, 1.5, 2.0, 1 / 3]))
@@ -144,10 +148,6 @@ def test_cross_synthesize_fit_lengths(cfg, n_carrier, n_modulator, fit, seed):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN DEFECT (issue 8, pvrnn/effects windows): the effects "
-                   "keep their own window registry and reject 'rectangular' and tensor windows "
-                   "that PhaseVocoder accepts (PvrnnError: expected one of 'hann', 'hamming', "
-                   "'blackman'). Remove this mark when the one registry lands.")
 @pytest.mark.parametrize("window", ["rectangular", "tensor"])
 @pytest.mark.parametrize("fn", ["stretch", "pitch", "cross"])
 def test_effects_accept_every_vocoder_window(window, fn):
