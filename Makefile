@@ -35,7 +35,7 @@ bench: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_vocoder.py --repeats 3
-	$(BIN)/python benchmarks/bench_transforms.py --seconds 4 --timing-seconds 10
+	$(BIN)/python benchmarks/bench_transforms.py --seconds 4 --timing-seconds 10 --threads 1
 	$(BIN)/python benchmarks/bench_model.py --skip-plateau --repeats 1 --threads 1
 
 notebooks: $(STAMP)
