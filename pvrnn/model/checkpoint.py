@@ -24,12 +24,13 @@ import torch
 
 from ..errors import PvrnnError, fail
 from .codec import FrameCodec
+from .config import SoundModelConfig
 from .data import REFERENCE_KEYS
 from .network import SpectralRNN
 from .train import EPOCH_KEYS
 
-__all__ = ["FORMAT_VERSION", "atomic_save", "read_model_file", "model_state", "restore",
-           "check_resume"]
+__all__ = ["FORMAT_VERSION", "atomic_save", "read_model_file", "read_config", "model_state",
+           "restore", "check_resume"]
 
 #: Version of the model-file layout written by :func:`model_state`.
 FORMAT_VERSION = 2
@@ -120,6 +121,15 @@ def read_model_file(path: Any) -> dict[str, Any]:
     if missing:
         raise PvrnnError(f"path={name!r}: not a complete pvrnn model file (missing {missing[0]!r})")
     return data
+
+
+def read_config(data: dict[str, Any], path: Any) -> SoundModelConfig:
+    """The configuration a model-file dict holds; :class:`PvrnnError` naming the file."""
+    try:
+        return SoundModelConfig.from_dict(data["config"])
+    except PvrnnError as error:
+        raise PvrnnError(f"path={str(path)!r}: bad configuration in the model file: "
+                         f"{error}") from None
 
 
 def restore(data: dict[str, Any], config: dict[str, Any], codec: FrameCodec,

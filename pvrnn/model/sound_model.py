@@ -149,45 +149,39 @@ class SoundModel:
     ) -> dict[str, Any]:
         """Train on one or more sounds by truncated back-propagation through time.
 
-        Each sound is analysed (of audio, the ``ceil(n_fft / (2 hop_length))`` frames at each
-        end, whose windows reach into the reflect padding, are left out). A ``validation``
-        fraction is held out: whole sounds when there are several, else an interior stretch of
-        the one sound (its edges, attack and release, always train). The codec is fitted on the
-        training frames only; the rest is cut into ``batch_size`` streams read in windows of
-        ``seq_length`` frames (see :class:`~pvrnn.model.train.Trainer`). Training starts from
-        fresh weights (from ``seed``), unless ``resume``. At the end the model keeps the
-        weights of the epoch with the lowest validation loss (the last without validation).
+        Sources are analysed (of audio, the ``ceil(n_fft / (2 hop_length))`` edge frames at
+        each end are left out). A ``validation`` fraction is held out: whole sounds when there
+        are several, else an interior stretch of the one sound (never its attack or release).
+        The codec is fitted on the training frames only, the network trained by the
+        :class:`~pvrnn.model.train.Trainer` from fresh weights (unless ``resume``); the model
+        keeps the weights of the epoch with the lowest validation loss (without validation,
+        the last).
 
         Args:
-            sources: audio file paths, audio tensors ``(..., time)`` (every leading index is
-                one sound; give ``sample_rate``) or :class:`~pvrnn.Frames` of this model's
+            sources: audio file paths, audio tensors ``(..., time)`` (each leading index one
+                sound; give ``sample_rate``) or :class:`~pvrnn.Frames` of this model's
                 ``n_fft`` / ``hop_length``; one or a list.
             sample_rate (float, optional): Hz of tensor sources; for paths, resample to it.
             epochs (int): total epochs (a resumed run continues up to this number).
             seq_length, batch_size, optimizer, lr, clip, validation: override the
                 :class:`SoundModelConfig` training defaults for this run.
             device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, a torch.device.
-            checkpoint (path, optional): written atomically after every epoch (the format of
-                :meth:`save`: the best weights, plus the last epoch's state to resume from).
-            resume (bool): continue from ``checkpoint`` with the same sources and settings:
-                the same result as an uninterrupted run.
-            progress (bool): show a tqdm bar with the losses on stderr.
+            checkpoint (path, optional): written atomically after every epoch (as :meth:`save`
+                would, plus the last epoch's state); ``resume`` continues it exactly.
+            progress (bool): a tqdm bar with the losses on stderr.
             seed (int): seeds initialisation, dropout and which sounds are held out.
-            patience (int, optional): stop early after this many epochs without a better
-                validation loss.
-            callbacks: callables, each given every epoch's record (a dict).
+            patience (int, optional): stop after this many epochs without a better
+                validation loss. callbacks: callables given each epoch's record (a dict).
 
         Returns:
-            dict: the history, also ``model.history``: per-epoch lists ``"epoch"`` (1-based),
-            ``"train_loss"`` (mean per-frame loss: NLL in nats summed over features, or MSE),
-            ``"val_loss"`` (on the held-out frames; ``None`` without validation),
-            ``"seconds"``, ``"frames"`` (training frames per epoch), and ``"best_epoch"``: the
-            epoch whose weights the model holds.
+            dict: the history (also ``model.history``): per-epoch lists ``"epoch"``,
+            ``"train_loss"`` (mean per-frame NLL in nats summed over features, or MSE),
+            ``"val_loss"`` (``None`` without validation), ``"seconds"``, ``"frames"``; and
+            ``"best_epoch"``, the epoch whose weights the model holds.
 
         Raises:
             PvrnnError: on bad sources or settings, a sound too short for ``batch_size``, a
-                checkpoint that does not match, or a NaN/inf loss (naming the epoch; the model
-                and checkpoint keep the best good epoch).
+                checkpoint that does not match, or a NaN/inf loss (naming the epoch).
         """
         settings = self.config.training_settings(
             seq_length=seq_length, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -209,11 +203,13 @@ class SoundModel:
             saved = files.check_resume(data, settings, [f.n_frames for f in frames], checkpoint)
         else:
             self._reference = [reference(f, self.config) for f in frames]
+        def save(t: Trainer) -> None:
+            files.atomic_save(self._file(t.best["network"], t.history, t.state), checkpoint)
+
         trainer = Trainer(self.network, self.codec, settings, device, patience=patience,
                           callbacks=callbacks, progress=progress,
                           checkpoint=None if checkpoint is None else str(checkpoint),
-                          save=None if checkpoint is None else lambda t: files.atomic_save(
-                              self._file(t.best["network"], t.history, t.state), checkpoint))
+                          save=None if checkpoint is None else save)
         try:
             return trainer.fit(frames, epochs, resume=saved, history=self.history)
         finally:
@@ -231,26 +227,17 @@ class SoundModel:
 
         Args:
             seconds (float): duration of the result, > 0.
-            variance_scale (float, Tensor or callable): multiplies the variance of every
-                sampled frame (``0``: the chosen component's mean; below 1 steadier, above 1
-                wilder). A tensor gives one value per generated frame (``(n_frames,)`` or
-                ``(batch, n_frames)``; another length is stretched over the duration); a
-                callable receives the frames' times in seconds (a float64 tensor, or a float).
-            reset_every (float, optional): seconds between resets: the generated frame is
-                replaced by a frame of the priming sound chosen at random (from ``seed``)
-                around its middle, also the network's next input (stops delta-mode drift).
-            rate (float): speed of change, > 0: each output frame advances ``rate`` generated
-                frames (model-based time-stretch; 0.5 evolves half as fast, pitch unchanged).
-            prime: ``None`` primes on the beginning of the first training sound; an int picks
-                the training sound; mono audio ``(time,)`` at the model's sample rate
-                (analysed as training sources are) or a :class:`~pvrnn.Frames` primes on that
-                sound (and resets draw from its middle).
-            seed (int): seeds every random draw (components, noise, reset frames).
-            batch (int): variations generated together in one pass.
-            temperature (float): > 0, sharpens (< 1) or flattens (> 1) the component weights.
-            component (str): ``"sample"`` draws the component; ``"most_likely"`` takes the
-                heaviest (sound-rnn's behaviour).
-            progress (bool): show a tqdm bar on stderr.
+            variance_scale (float, Tensor or callable): multiplies every sampled frame's
+                variance (0: the chosen component's mean); one value per generated frame as a
+                tensor ``(n_frames,)`` or ``(batch, n_frames)``, or a callable of time (s).
+            reset_every (float, optional): seconds between resets to a random frame from
+                around the primer's middle (the blog's remedy for delta-mode drift).
+            rate (float): speed of change, > 0 (model-based time-stretch, pitch unchanged).
+            prime: ``None`` or an int (a training sound's beginning), mono audio ``(time,)``
+                at the model's sample rate (analysed as training sources are), or Frames.
+            seed, batch, temperature, component, progress: the random draws' seed, variations
+                generated together, the component weights' temperature, ``"sample"`` or
+                ``"most_likely"``, a tqdm bar (see :func:`pvrnn.model.generate.generate_frames`).
 
         Returns:
             Tensor: float32 audio on the model's device, ``(time,)`` with
@@ -258,10 +245,6 @@ class SoundModel:
 
         Raises:
             PvrnnError: when the model is not fitted or an argument is out of range.
-
-        Speed: on a CPU each frame costs one fused cell call per layer, the head and a few
-        elementwise kernels (about 80 us for the clarinet preset, 35x real time);
-        ``torch.set_num_threads(1)`` keeps such small steps fast on shared cores.
         """
         self._require_fitted()
         seconds = check_positive("seconds", seconds)
@@ -288,9 +271,7 @@ class SoundModel:
             frame (not included). Synthesize with ``model.vocoder.synthesize``.
         """
         self._require_fitted()
-        references = [(self._frames(r, "prime"), self._frames(r, "middle"))
-                      for r in self._reference]
-        start, middle = prime_frames(prime, references, self.config, self.sample_rate)
+        start, middle = prime_frames(prime, self._reference, self.config, self.sample_rate)
         frames = generate_frames(
             self.codec, self.network, start, middle, n_frames, variance_scale=variance_scale,
             reset_every=reset_every, rate=rate, seed=seed, batch=batch, temperature=temperature,
@@ -325,12 +306,7 @@ class SoundModel:
                 a newer format, or its weights do not match its configuration.
         """
         data = files.read_model_file(path)
-        try:
-            config = SoundModelConfig.from_dict(data["config"])
-        except PvrnnError as error:
-            raise PvrnnError(f"path={str(path)!r}: bad configuration in the model file: "
-                             f"{error}") from None
-        model = cls(config)
+        model = cls(files.read_config(data, path))
         model._restore(data, path)
         return model.to(device)
 
@@ -342,11 +318,6 @@ class SoundModel:
               training: dict[str, Any] | None) -> dict[str, Any]:
         return files.model_state(self.config.to_dict(), self.codec, network, self._reference,
                                  history, training)
-
-    def _frames(self, r: dict[str, torch.Tensor], part: str) -> Frames:
-        return Frames(r[f"{part}_magnitude"], deviation=r[f"{part}_deviation"],
-                      sample_rate=self.sample_rate, n_fft=self.config.n_fft,
-                      hop_length=self.config.hop_length)
 
     def _require_fitted(self) -> None:
         if not self.fitted:
