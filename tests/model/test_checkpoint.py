@@ -8,6 +8,9 @@ import torch
 from pvrnn import PvrnnError, SoundModel
 from pvrnn.model.checkpoint import FORMAT_VERSION, atomic_save
 
+#: sine, sine_model, delta_model, tiny
+pytest_plugins = ["model_fixtures"]
+
 SR = 44100
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,6 +9,9 @@ import pvrnn
 from pvrnn import PvrnnError, SoundModelConfig
 from pvrnn.model.data import analyze_sources, layout, source_frames, split, windows
 
+#: sine, sine_model, delta_model, tiny
+pytest_plugins = ["model_fixtures"]
+
 SR = 44100
 
 pytestmark = pytest.mark.usefixtures("one_thread")

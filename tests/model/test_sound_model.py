@@ -10,6 +10,9 @@ import torch
 import pvrnn
 from pvrnn import Frames, PvrnnError, SoundModel, metrics
 
+#: sine, sine_model, delta_model, tiny
+pytest_plugins = ["model_fixtures"]
+
 SR = 44100
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,6 +12,9 @@ import pvrnn
 from pvrnn import PvrnnError, SoundModel, SpectralRNN
 from pvrnn.model.data import split
 
+#: sine, sine_model, delta_model, tiny
+pytest_plugins = ["model_fixtures"]
+
 SR = 44100
 
 pytestmark = pytest.mark.usefixtures("one_thread")

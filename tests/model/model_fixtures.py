@@ -1,4 +1,8 @@
-"""Fixtures shared by the model tests: a sine, trained models, a factory of tiny models."""
+"""Fixtures shared by the model tests: a sine, trained models, a factory of tiny models.
+
+A plugin the test modules that use them name in ``pytest_plugins`` (a ``conftest.py`` here
+would shadow the ``conftest`` module that other tests import by name).
+"""
 
 from __future__ import annotations
 
