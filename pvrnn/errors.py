@@ -87,8 +87,12 @@ def check_audio(
     if not audio.is_floating_point():
         raise fail(name, audio, "a floating-point tensor (float32 or float64); "
                    "convert integer PCM with audio.float() / 32768")
+    if audio.dtype not in (torch.float32, torch.float64):
+        raise fail(name, audio, "float32 or float64 samples; convert with audio.float()")
     if audio.dim() == 0:
         raise fail(name, audio, "at least one dimension, (..., time)")
+    if audio.numel() == 0 and audio.shape[-1] > 0:
+        raise fail(name, audio, "at least one signal (a leading dimension is 0)")
     if audio.shape[-1] == 0:
         raise fail(name, audio, "a non-empty signal (time axis has 0 samples)")
     if audio.shape[-1] < min_length:

@@ -180,9 +180,6 @@ def test_bad_audio_raises_pvrnn_error(kind, n_fft, dtype):
         pv.analyze(_bad_audio(kind, n_fft, dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pvrnn/dsp analysis checks): float16 / bfloat16 audio "
-                   "reaches torch.stft and raises RuntimeError ('MKL FFT doesn't support "
-                   "tensors of type: Half') instead of PvrnnError")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_audio_raises_pvrnn_error(dtype):
     pv = PhaseVocoder(n_fft=64, hop_length=16, sample_rate=SR)
@@ -190,19 +187,12 @@ def test_half_precision_audio_raises_pvrnn_error(dtype):
         pv.analyze(torch.zeros(256, dtype=dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pvrnn/dsp analysis checks): an empty batch, audio "
-                   "of shape (0, n), raises RuntimeError from torch.stft instead of PvrnnError "
-                   "(or returning empty frames)")
 def test_empty_batch_raises_pvrnn_error():
     pv = PhaseVocoder(n_fft=64, hop_length=16, sample_rate=SR)
     with pytest.raises(PvrnnError):
         pv.analyze(torch.zeros(0, 256))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (pvrnn/dsp synthesize): a length past what the "
-                   "frames' windows cover is zero-padded silently (the coverage check clips its "
-                   "range at the last window's end); the docstring promises PvrnnError. "
-                   "n_fft=64, hop 16, 256 samples analysed: length=300 returns zeros at the end")
 def test_synthesis_past_the_frames_raises_pvrnn_error():
     pv = PhaseVocoder(n_fft=64, hop_length=16, sample_rate=SR)
     frames = pv.analyze(signal((256,), 0, torch.float32))

@@ -208,7 +208,8 @@ class PhaseVocoder(nn.Module):
         full = self.n_fft + self.hop_length * (n_frames - 1)
         stop = min(start + length, full)
         table = self._envelope_table
-        if length == 0 or ola.envelope_minimum(table, n_frames, start, stop) >= 1e-11:
+        inside = start + length <= full
+        if inside and (length == 0 or ola.envelope_minimum(table, n_frames, start, stop) >= 1e-11):
             return
         covered = ola.envelope(table, n_frames, start, full) >= 1e-11
         longest = int(covered.int().cumprod(0).sum())
