@@ -79,7 +79,8 @@ def measure(name: str, epochs: int | None, seconds: float, seed: int, out: Path 
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        pvrnn.save_audio(out / f"{name}_generated.wav", generated.cpu(), rate)
+        peak = max(1.0, float(generated.abs().max()))
+        pvrnn.save_audio(out / f"{name}_generated.wav", generated.cpu() / peak, rate)
         try:
             from pvrnn.plot import compare_spectrograms
             figure = compare_spectrograms([audio, generated], sample_rate=rate,

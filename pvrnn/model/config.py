@@ -16,9 +16,10 @@ from typing import Any
 
 from ..errors import check_choice, check_int, check_positive, fail
 from .codec import check_codec_settings
+from .dft import check_representation
 from .network import check_network_settings
 
-__all__ = ["SoundModelConfig", "PRESETS", "OPTIMIZERS", "TRAINING_FIELDS"]
+__all__ = ["SoundModelConfig", "PRESETS", "OPTIMIZERS", "TRAINING_FIELDS", "choose_n_fft"]
 
 OPTIMIZERS = ("adagrad", "adam")
 
@@ -31,27 +32,43 @@ TRAINING_FIELDS = ("seq_length", "batch_size", "optimizer", "lr", "clip", "valid
 class SoundModelConfig:
     """What a :class:`SoundModel` is: analysis, codec and network settings, training defaults.
 
+    The defaults learn a real instrument, full band: every bin up to Nyquist, log magnitudes,
+    a resolution chosen for the sound, a BPTT window of about a second (long enough for
+    vibrato and tremolo), a bottlenecked 2x256 LSTM trained with Adam. ``None`` marks a
+    setting chosen from the first training sound when :meth:`SoundModel.fit` starts
+    (:meth:`resolve`); the presets (:data:`PRESETS`) keep the sound-rnn blog's settings.
+
     Analysis:
-        n_fft (int): FFT size of the phase vocoder, samples (512 at 44.1 kHz is 11.6 ms).
-        hop_length (int): samples between frames (128 at 44.1 kHz: 345 frames per second).
+        n_fft (int, optional): FFT size of the phase vocoder, samples. ``None``: from the
+            sound's pitch, see :meth:`resolve` (2048 at 44.1 kHz for most instruments).
+        hop_length (int, optional): samples between frames; ``None``: ``n_fft // 4``.
         window (str): analysis window name (see :class:`~pvrnn.PhaseVocoder`).
 
     Codec (see :class:`~pvrnn.FrameCodec`):
-        n_partials (int): lowest bins modelled, at most ``n_fft // 2 + 1``; the rest are
-            silent in generated sound.
-        mode (str): ``"absolute"`` (each frame; default, see :data:`PRESETS`) or ``"delta"``
-            (frame-to-frame changes, as sound-rnn: drifts without resets).
-        magnitude (str): ``"linear"`` (as sound-rnn; default) or ``"log"``.
+        n_partials (int, optional): lowest bins modelled, at most ``n_fft // 2 + 1``; the rest
+            are silent in generated sound. ``None``: every bin (full band).
+        mode (str): ``"absolute"`` (each frame; default) or ``"delta"`` (frame-to-frame
+            changes, as sound-rnn: drifts without resets).
+        magnitude (str): ``"log"`` (default: level errors are relative, quiet partials count)
+            or ``"linear"`` (as sound-rnn).
+
+    Representation:
+        representation (str): ``"pv"`` (magnitude and instantaneous frequency per bin, the
+            :class:`~pvrnn.FrameCodec`; default) or ``"dft"`` (GRUV's frames: real and
+            imaginary part per bin, :class:`~pvrnn.model.dft.DFTCodec`; ``mode="absolute"``;
+            generated frames carry their phase). With ``loss="mse"`` it is GRUV's regression.
 
     Network (see :class:`~pvrnn.SpectralRNN`):
-        hidden_size, num_layers, n_components, cell (``"lstm"``/``"gru"``), dropout,
-        loss (``"mdn"``/``"mse"``).
+        hidden_size, num_layers, n_components, cell (``"lstm"``/``"gru"``/``"tcn"``), dropout,
+        loss (``"mdn"``/``"mse"``), bottleneck (input embedding and low-rank head size, or
+        ``None`` for none).
 
     Training defaults (each overridable in :meth:`SoundModel.fit`):
         epochs (int): passes over the training frames.
-        seq_length (int): frames per truncated-BPTT window.
+        seq_length (int, optional): frames per truncated-BPTT window; ``None``: about
+            :data:`SEQ_SECONDS` of frames.
         batch_size (int): parallel streams each training stretch is cut into.
-        optimizer (str): ``"adagrad"`` (sound-rnn's) or ``"adam"``.
+        optimizer (str): ``"adam"`` (default) or ``"adagrad"`` (sound-rnn's).
         lr (float): learning rate.
         clip (float): maximum gradient norm.
         validation (float): held-out fraction in ``[0, 0.5]``: of the sounds when there are
@@ -62,23 +79,25 @@ class SoundModelConfig:
             network before generating (and is stored in the model file for that).
     """
 
-    n_fft: int = 512
-    hop_length: int = 128
+    n_fft: int | None = None
+    hop_length: int | None = None
     window: str = "hann"
-    n_partials: int = 20
+    n_partials: int | None = None
     mode: str = "absolute"
-    magnitude: str = "linear"
-    hidden_size: int = 100
+    magnitude: str = "log"
+    representation: str = "pv"
+    hidden_size: int = 256
     num_layers: int = 2
-    n_components: int = 3
+    n_components: int = 1
     cell: str = "lstm"
     dropout: float = 0.0
     loss: str = "mdn"
-    epochs: int = 100
-    seq_length: int = 20
-    batch_size: int = 16
-    optimizer: str = "adagrad"
-    lr: float = 0.05
+    bottleneck: int | None = 128
+    epochs: int = 150
+    seq_length: int | None = None
+    batch_size: int = 8
+    optimizer: str = "adam"
+    lr: float = 2e-3
     clip: float = 5.0
     validation: float = 0.1
     prime_seconds: float = 0.5
@@ -89,23 +108,30 @@ class SoundModelConfig:
     def validate(self) -> SoundModelConfig:
         """Check every field (normalising ints/floats); raise :class:`PvrnnError` naming the
         first bad one. Returns ``self``."""
-        self.n_fft = check_int("n_fft", self.n_fft, low=4)
-        self.hop_length = check_int("hop_length", self.hop_length, low=1, high=self.n_fft)
+        if self.n_fft is not None:
+            self.n_fft = check_int("n_fft", self.n_fft, low=4)
+        if self.hop_length is not None:
+            high = None if self.n_fft is None else self.n_fft
+            self.hop_length = check_int("hop_length", self.hop_length, low=1, high=high)
         if not isinstance(self.window, str):
             raise fail("window", self.window, "a window name such as 'hann'")
-        for key, value in check_codec_settings(self.n_partials, self.mode,
-                                               self.magnitude).items():
-            setattr(self, key, value)
-        if self.n_partials > self.n_fft // 2 + 1:
+        partials = 1 if self.n_partials is None else self.n_partials
+        for key, value in check_codec_settings(partials, self.mode, self.magnitude).items():
+            if key != "n_partials" or self.n_partials is not None:
+                setattr(self, key, value)
+        if self.n_partials is not None and self.n_fft is not None and (
+                self.n_partials > self.n_fft // 2 + 1):
             raise fail("n_partials", self.n_partials,
                        f"at most n_fft // 2 + 1 = {self.n_fft // 2 + 1} bins")
+        self.representation = check_representation(self.representation, self.mode)
         for key, value in check_network_settings(
             self.hidden_size, self.num_layers, self.n_components, self.cell, self.dropout,
-            self.loss,
+            self.loss, self.bottleneck,
         ).items():
             setattr(self, key, value)
         self.epochs = check_int("epochs", self.epochs, low=1)
-        self.seq_length = check_int("seq_length", self.seq_length, low=1)
+        if self.seq_length is not None:
+            self.seq_length = check_int("seq_length", self.seq_length, low=1)
         self.batch_size = check_int("batch_size", self.batch_size, low=1)
         self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.lr = check_positive("lr", self.lr)
@@ -113,6 +139,47 @@ class SoundModelConfig:
         self.validation = _check_validation(self.validation)
         self.prime_seconds = check_positive("prime_seconds", self.prime_seconds)
         return self
+
+    @property
+    def resolved(self) -> bool:
+        """Whether every setting is concrete (none is left to :meth:`resolve`)."""
+        return None not in (self.n_fft, self.hop_length, self.n_partials, self.seq_length)
+
+    def resolve(self, audio: Any = None, sample_rate: float | None = None) -> SoundModelConfig:
+        """A copy with the automatic (``None``) settings chosen for a sound.
+
+        - ``n_fft``: four bins between neighbouring harmonics, so that a Hann window's main
+          lobe (four bins wide) resolves them: the smallest power of two at least
+          ``4 * sample_rate / f0``, with ``f0`` the median YIN pitch of ``audio`` (when at
+          least a fifth of its frames are voiced), kept within :data:`N_FFT_RANGE` seconds
+          (2048-8192 samples at 44.1 kHz: at most ~10 ms time resolution lost for a high
+          note, and the cost of a second of sound stays about constant since frames per
+          second fall as features per frame grow). Unpitched sounds, or no ``audio``: the
+          lower end (46 ms).
+        - ``hop_length``: ``n_fft // 4`` (75 % overlap, the phase vocoder's usual).
+        - ``n_partials``: every bin, ``n_fft // 2 + 1``.
+        - ``seq_length``: :data:`SEQ_SECONDS` of frames (at least 16), so a BPTT window
+          holds several cycles of a 4-8 Hz vibrato or tremolo.
+
+        Args:
+            audio (Tensor, optional): ``(time,)`` or ``(..., time)`` (the first item is used).
+            sample_rate (float, optional): Hz; needed when any setting is automatic.
+
+        Returns:
+            SoundModelConfig: concrete (``resolved``); ``self`` unchanged.
+        """
+        if self.resolved:
+            return self.replace()
+        rate = check_positive("sample_rate", sample_rate)
+        n_fft = self.n_fft
+        if n_fft is None:
+            n_fft = choose_n_fft(audio, rate)
+        hop = self.hop_length if self.hop_length is not None else max(1, n_fft // 4)
+        partials = self.n_partials if self.n_partials is not None else n_fft // 2 + 1
+        seq = self.seq_length
+        if seq is None:
+            seq = max(16, round(SEQ_SECONDS * rate / hop))
+        return self.replace(n_fft=n_fft, hop_length=hop, n_partials=partials, seq_length=seq)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a plain dict (what model files store)."""
@@ -149,6 +216,36 @@ class SoundModelConfig:
         return {key: getattr(checked, key) for key in TRAINING_FIELDS}
 
 
+#: The range of automatic FFT sizes, in seconds (powers of two in samples within it).
+N_FFT_RANGE = (2048 / 44100, 8192 / 44100)
+#: Automatic truncated-BPTT windows hold about this many seconds of frames.
+SEQ_SECONDS = 1.0
+
+
+def choose_n_fft(audio: Any, sample_rate: float) -> int:
+    """The automatic FFT size for a sound (see :meth:`SoundModelConfig.resolve`)."""
+    import torch
+
+    from ..metrics.pitch import estimate_f0
+
+    low = 2 ** math.ceil(math.log2(N_FFT_RANGE[0] * sample_rate - 1e-9))
+    high = 2 ** math.floor(math.log2(N_FFT_RANGE[1] * sample_rate + 1e-9))
+    if audio is None:
+        return low
+    first = torch.as_tensor(audio).reshape(-1, torch.as_tensor(audio).shape[-1])[0]
+    if first.shape[-1] < 4096:
+        return low
+    fmin = 25.0  # YIN's window must hold two periods of the lowest pitch looked for
+    f0 = estimate_f0(first.float(), sample_rate, fmin=fmin, fmax=4000.0,
+                     frame_length=2 ** math.ceil(math.log2(2.0 * sample_rate / fmin)))
+    voiced = ~torch.isnan(f0)
+    if float(voiced.float().mean()) < 0.2:
+        return low
+    pitch = float(f0[voiced].median())
+    wanted = 2 ** math.ceil(math.log2(4.0 * sample_rate / pitch))
+    return int(min(max(wanted, low), high))
+
+
 def _check_validation(value: Any) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not 0.0 <= value <= 0.5:
@@ -166,10 +263,12 @@ def _check_validation(value: Any) -> float:
 #: ``"piano"``     2048/512    20        2x150    20   5    4      300
 #: ==============  ==========  ========  =======  ===  ===  =====  ======
 #:
-#: All three use an LSTM, AdaGrad (lr 0.05, sound-rnn's optimizer), gradient-norm clipping at
-#: 5, and the codec's ``mode="absolute"`` with ``magnitude="linear"``. Batch sizes are smaller
-#: than char-rnn's so that a few seconds of sound still give streams long enough for
-#: truncated BPTT.
+#: All three use an LSTM without bottleneck, AdaGrad (lr 0.05, sound-rnn's optimizer),
+#: gradient-norm clipping at 5, and the codec's ``mode="absolute"`` with
+#: ``magnitude="linear"``; they model the lowest bins only (below 1.7 kHz for the clarinet:
+#: a band-limited sound, kept to reproduce the blog; the defaults model the full band).
+#: Batch sizes are smaller than char-rnn's so that a few seconds of sound still give streams
+#: long enough for truncated BPTT.
 #:
 #: The codec settings were chosen by measuring generated audio against the original
 #: (``benchmarks/bench_model.py --compare-codecs``: each setting trained 200 epochs on the
@@ -189,20 +288,22 @@ def _check_validation(value: Any) -> float:
 #:   absolute mode the two are close; linear was slightly better on the clarinet (distance
 #:   5.21 vs 5.24 dB, spectral flux 0.97 vs 0.86 of the original's) and on the piano (7.0 vs
 #:   7.5 dB, flux 1.5 vs 2.1).
+_BLOG = dict(optimizer="adagrad", lr=0.05, clip=5.0, bottleneck=None, cell="lstm", dropout=0.0,
+             loss="mdn", window="hann", validation=0.1)
 PRESETS: dict[str, dict[str, Any]] = {
     "sine": dict(
         n_fft=512, hop_length=128, n_partials=10, hidden_size=100, num_layers=1,
         n_components=1, seq_length=10, mode="absolute", magnitude="linear",
-        epochs=60, batch_size=8, lr=0.05,
+        epochs=60, batch_size=8, **_BLOG,
     ),
     "clarinet": dict(
         n_fft=512, hop_length=128, n_partials=20, hidden_size=100, num_layers=2,
         n_components=3, seq_length=20, mode="absolute", magnitude="linear",
-        epochs=300, batch_size=8, lr=0.05,
+        epochs=300, batch_size=8, **_BLOG,
     ),
     "piano": dict(
         n_fft=2048, hop_length=512, n_partials=20, hidden_size=150, num_layers=2,
         n_components=5, seq_length=20, mode="absolute", magnitude="linear",
-        epochs=300, batch_size=4, lr=0.05,
+        epochs=300, batch_size=4, **_BLOG,
     ),
 }

@@ -134,6 +134,42 @@ def analyze_sources(sources: Any, sample_rate: float | None, config: SoundModelC
     return result
 
 
+def first_source(sources: Any, sample_rate: float | None,
+                 ) -> tuple[torch.Tensor | None, float | None, dict[str, int]]:
+    """The first sound of ``sources``, for choosing automatic settings
+    (:meth:`~pvrnn.model.config.SoundModelConfig.resolve`).
+
+    Returns:
+        tuple: ``(audio, rate, given)``: mono audio ``(time,)`` of the first sound (``None`` for
+        Frames), its rate in Hz, and the analysis settings that Frames sources fix
+        (``n_fft``, ``hop_length``; empty for audio).
+
+    Raises:
+        PvrnnError: as :func:`source_frames` for a bad first source or a missing rate.
+    """
+    from ..io import load_audio
+
+    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    if not items:
+        raise fail("sources", sources, "at least one path, audio tensor or Frames")
+    item = items[0]
+    if isinstance(item, Frames):
+        return None, item.sample_rate, dict(n_fft=item.n_fft, hop_length=item.hop_length)
+    if isinstance(item, (str, os.PathLike)):
+        audio, rate = load_audio(item, sample_rate=sample_rate)
+        return audio, rate, {}
+    if isinstance(item, torch.Tensor) or type(item).__module__ == "numpy":
+        if sample_rate is None:
+            raise fail("sample_rate", None, "the sample rate (Hz) of the audio in sources")
+        audio = torch.as_tensor(item)
+        if audio.dim() == 0 or audio.shape[-1] == 0:
+            raise fail("sources", item, "audio (..., time) with samples")
+        return audio.reshape(-1, audio.shape[-1])[0], check_positive("sample_rate",
+                                                                     sample_rate), {}
+    raise fail("sources", item, "an audio file path, an audio tensor (..., time) or a "
+               "pvrnn.Frames")
+
+
 # -- the held-out split ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Split:

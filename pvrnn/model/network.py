@@ -17,15 +17,17 @@ from torch import nn
 
 from ..errors import check_choice, check_int, fail
 from .mixture import DEFAULT_MIN_VARIANCE, Mixture
+from .tcn import TCNStepper, TemporalConvNet
 
 __all__ = ["SpectralRNN", "check_network_settings"]
 
-CELLS = ("lstm", "gru")
+CELLS = ("lstm", "gru", "tcn")
 LOSSES = ("mdn", "mse")
 
 
 def check_network_settings(
     hidden_size: Any, num_layers: Any, n_components: Any, cell: Any, dropout: Any, loss: Any,
+    bottleneck: Any = None,
 ) -> dict[str, Any]:
     """The network's settings, checked: the one place these rules live (the network and
     :class:`~pvrnn.model.config.SoundModelConfig` both call it).
@@ -50,6 +52,8 @@ def check_network_settings(
     if not dropout_ok or not 0.0 <= float(dropout) < 1.0:
         raise fail("dropout", dropout, "a number in [0, 1)")
     checked["dropout"] = float(dropout)
+    checked["bottleneck"] = None if bottleneck is None else check_int("bottleneck", bottleneck,
+                                                                      low=1)
     return checked
 
 #: The recurrent state: ``(h, c)`` for an LSTM, ``h`` for a GRU; each
@@ -66,8 +70,11 @@ class SpectralRNN(nn.Module):
         hidden_size (int): units per recurrent layer (the blog used 100-150).
         num_layers (int): stacked recurrent layers.
         n_components (int): mixture components ``C`` (1 for a single Gaussian).
-        cell (str): ``"lstm"`` (default; the forget-gate bias starts at 1, as sound-rnn did) or
-            ``"gru"``.
+        cell (str): ``"lstm"`` (default; the forget-gate bias starts at 1, as sound-rnn did),
+            ``"gru"``, or ``"tcn"``: a causal dilated-convolution stack
+            (:class:`~pvrnn.model.tcn.TemporalConvNet`; ``num_layers`` cycles of dilations
+            1..32, a receptive field of ``1 + 63 * num_layers`` frames) whose state is the
+            cached past activations of each layer.
         dropout (float): dropout between recurrent layers, in ``[0, 1)`` (needs
             ``num_layers > 1``).
         loss (str): ``"mdn"`` (mixture negative log-likelihood, default) or ``"mse"`` (plain
@@ -75,6 +82,11 @@ class SpectralRNN(nn.Module):
             squared error; generate from it with ``variance_scale=0`` for GRUV's deterministic
             output).
         min_variance (float): variance floor of the emitted mixtures, in feature units.
+        bottleneck (int, optional): when set, the input frame is first embedded linearly in
+            this many dimensions and the head reads a linear projection of the last layer to
+            this many dimensions (a low-rank head). For full-band frames (thousands of
+            features) this cuts the cost of a step several times (see
+            :data:`pvrnn.SoundModelConfig`).
 
     Shapes: ``x`` is ``(batch, time, F)`` (or unbatched ``(time, F)``); the mixture's tensors
     are ``(batch, time, C)`` and ``(batch, time, C, F)``.
@@ -95,23 +107,33 @@ class SpectralRNN(nn.Module):
         dropout: float = 0.0,
         loss: str = "mdn",
         min_variance: float = DEFAULT_MIN_VARIANCE,
+        bottleneck: int | None = None,
     ) -> None:
         super().__init__()
         self.n_features = check_int("n_features", n_features, low=1)
         checked = check_network_settings(hidden_size, num_layers, n_components, cell, dropout,
-                                         loss)
+                                         loss, bottleneck)
         self.hidden_size, self.num_layers = checked["hidden_size"], checked["num_layers"]
         self.n_components, self.cell = checked["n_components"], checked["cell"]
         self.loss_kind, self.dropout = checked["loss"], checked["dropout"]
         self.min_variance = float(min_variance)
-        rnn = nn.LSTM if self.cell == "lstm" else nn.GRU
+        self.bottleneck = checked["bottleneck"]
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "tcn": TemporalConvNet}[self.cell]
+        inner = self.n_features if self.bottleneck is None else self.bottleneck
+        # A bottleneck: a linear embedding of the input frame and a low-rank head. For full-band
+        # frames (thousands of features) the input and output matrices dominate the cost of a
+        # step; spectra are strongly correlated across bins, so little is lost.
+        self.embed = None if self.bottleneck is None else nn.Linear(self.n_features, inner)
         self.rnn = rnn(
-            self.n_features, self.hidden_size, self.num_layers, batch_first=True,
+            inner, self.hidden_size, self.num_layers, batch_first=True,
             dropout=self.dropout if self.num_layers > 1 else 0.0,
         )
         # Per component: [logit | means (F) | log-scales (F)]; mse: the means only.
         per_component = 1 + 2 * self.n_features if self.loss_kind == "mdn" else self.n_features
-        self.head = nn.Linear(self.hidden_size, self.n_components * per_component)
+        self.project = (None if self.bottleneck is None
+                        else nn.Linear(self.hidden_size, self.bottleneck, bias=False))
+        head_in = self.hidden_size if self.bottleneck is None else self.bottleneck
+        self.head = nn.Linear(head_in, self.n_components * per_component)
         if self.loss_kind == "mse":
             # A regression's Gaussian reading: its variance is that of its residuals, tracked
             # per feature (moving average over training batches), so sampling an MSE network
@@ -123,6 +145,9 @@ class SpectralRNN(nn.Module):
         """Default torch initialisation, forget-gate biases at 1 (LSTM), head biases at 0."""
         self.rnn.reset_parameters()
         self.head.reset_parameters()
+        for layer in (self.embed, self.project):
+            if layer is not None:
+                layer.reset_parameters()
         with torch.no_grad():
             nn.init.zeros_(self.head.bias)
             if self.cell == "lstm":
@@ -133,7 +158,7 @@ class SpectralRNN(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"n_features={self.n_features}, n_components={self.n_components}, "
-                f"loss={self.loss_kind!r}")
+                f"loss={self.loss_kind!r}, bottleneck={self.bottleneck}")
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[Mixture, State]:
@@ -162,7 +187,11 @@ class SpectralRNN(nn.Module):
 
     def raw(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Unchecked forward: head output ``(..., time, C, 1 + 2F)``; mse ``(..., time, 1, F)``."""
+        if self.embed is not None:
+            x = self.embed(x)
         hidden, state = self.rnn(x, state)  # (batch, time, hidden)
+        if self.project is not None:
+            hidden = self.project(hidden)
         out = self.head(hidden)  # (batch, time, C * per_component)
         return out.unflatten(-1, (self.n_components, -1)), state
 
@@ -198,14 +227,14 @@ class SpectralRNN(nn.Module):
 
     def stepper(self) -> Stepper:
         """A :class:`Stepper` for running this network one step at a time (generation)."""
-        return Stepper(self)
+        return TCNStepper(self) if self.cell == "tcn" else Stepper(self)
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, as a plain dict."""
         return dict(
             n_features=self.n_features, hidden_size=self.hidden_size, num_layers=self.num_layers,
             n_components=self.n_components, cell=self.cell, dropout=self.dropout,
-            loss=self.loss_kind, min_variance=self.min_variance,
+            loss=self.loss_kind, min_variance=self.min_variance, bottleneck=self.bottleneck,
         )
 
 
@@ -236,6 +265,7 @@ class Stepper:
         self.state: Any = None
         self.weight_t = net.head.weight.t()
         self.bias = net.head.bias
+        self.project_t = None if net.project is None else net.project.weight.t()
         self.shape = (net.n_components, -1)
 
     def prime(self, x: torch.Tensor, batch: int | None = None) -> torch.Tensor:
@@ -261,6 +291,8 @@ class Stepper:
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on ``x`` ``(batch, F)``; returns the head output ``(batch, C, P)``."""
+        if self.net.embed is not None:
+            x = torch.addmm(self.net.embed.bias, x, self.net.embed.weight.t())
         if not self.cells:
             hidden, self.state = self.net.rnn(x.unsqueeze(1), self.state)
             hidden = hidden[:, 0]
@@ -275,4 +307,6 @@ class Stepper:
                 for k, weights in enumerate(self.weights):
                     hidden = torch.gru_cell(hidden, state[k], *weights)
                     state[k] = hidden
-        return torch.addmm(self.bias, hidden, self.weight_t).view(x.shape[0], *self.shape)
+        if self.project_t is not None:  # low rank: two thin products, not one wide one
+            hidden = hidden @ self.project_t
+        return torch.addmm(self.bias, hidden, self.weight_t).view(hidden.shape[0], *self.shape)

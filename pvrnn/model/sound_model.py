@@ -18,11 +18,12 @@ import torch
 
 from ..dsp.frames import Frames
 from ..dsp.vocoder import PhaseVocoder
-from ..errors import PvrnnError, check_int, check_positive, fail
+from ..errors import PvrnnError, check_choice, check_int, check_positive, fail
 from . import checkpoint as files
 from .codec import FrameCodec
 from .config import PRESETS, SoundModelConfig
-from .data import Source, analyze_sources, reference
+from .data import Source, analyze_sources, first_source, reference
+from .dft import DFTCodec
 from .generate import VarianceScale, generate_frames, prime_frames
 from .network import SpectralRNN
 from .train import Trainer, empty_history, resolve_device
@@ -59,12 +60,12 @@ class SoundModel:
             raise fail("config", config, "a SoundModelConfig (or settings as keywords)")
         elif fields:
             config = config.replace(**fields)
-        self.config = c = copy.deepcopy(config)
-        self.codec = FrameCodec(n_partials=c.n_partials, mode=c.mode, magnitude=c.magnitude)
-        self.network = SpectralRNN(
-            self.codec.n_features, hidden_size=c.hidden_size, num_layers=c.num_layers,
-            n_components=c.n_components, cell=c.cell, dropout=c.dropout, loss=c.loss,
-        ).eval()
+        self._requested = copy.deepcopy(config)  # automatic (None) settings stay automatic
+        self.config = copy.deepcopy(config)
+        self.codec: FrameCodec | None = None
+        self.network: SpectralRNN | None = None
+        if config.resolved:
+            self._build(self.config)
         self.history: dict[str, Any] = empty_history()
         self._vocoder: PhaseVocoder | None = None
         self._reference: list[dict[str, torch.Tensor]] = []  # per sound: prime + middle frames
@@ -81,11 +82,34 @@ class SoundModel:
         """
         return cls(SoundModelConfig.from_preset(name, **overrides))
 
+    def _build(self, config: SoundModelConfig) -> None:
+        """Codec and network (fresh) for a concrete configuration."""
+        c = self.config = config
+        codec = DFTCodec if c.representation == "dft" else FrameCodec
+        self.codec = codec(n_partials=c.n_partials, mode=c.mode, magnitude=c.magnitude)
+        self.network = SpectralRNN(
+            self.codec.n_features, hidden_size=c.hidden_size, num_layers=c.num_layers,
+            n_components=c.n_components, cell=c.cell, dropout=c.dropout, loss=c.loss,
+            bottleneck=c.bottleneck,
+        ).eval()
+        self._vocoder = None
+
+    def _settle(self, sources: Any, sample_rate: float | None) -> None:
+        """Choose the automatic settings for the first source (a fresh fit), and build."""
+        if self._requested.resolved:
+            if self.network is None:
+                self._build(self._requested.replace())
+            return
+        audio, rate, given = first_source(sources, sample_rate)
+        resolved = self._requested.replace(**given).resolve(audio, rate)
+        if self.network is None or resolved != self.config:
+            self._build(resolved)
+
     # -- properties -------------------------------------------------------------------------------
     @property
     def fitted(self) -> bool:
         """Whether the model has been trained (or loaded)."""
-        return self.codec.fitted and bool(self._reference)
+        return self.codec is not None and self.codec.fitted and bool(self._reference)
 
     @property
     def sample_rate(self) -> float | None:
@@ -94,7 +118,7 @@ class SoundModel:
 
     @property
     def device(self) -> torch.device:
-        return self.codec.mean.device
+        return torch.device("cpu") if self.codec is None else self.codec.mean.device
 
     @property
     def frame_rate(self) -> float:
@@ -132,6 +156,8 @@ class SoundModel:
         """Move the network, codec and reference frames to ``device`` (``"auto"`` picks CUDA
         when present); returns ``self``."""
         device = resolve_device(device)
+        if self.network is None:
+            return self
         self.network.to(device)
         self.codec.to(device)
         self._reference = [{k: v.to(device) for k, v in r.items()} for r in self._reference]
@@ -183,10 +209,10 @@ class SoundModel:
             PvrnnError: on bad sources or settings, a sound too short for ``batch_size``, a
                 checkpoint that does not match, or a NaN/inf loss (naming the epoch).
         """
-        settings = self.config.training_settings(
-            seq_length=seq_length, batch_size=batch_size, optimizer=optimizer, lr=lr,
-            clip=clip, validation=validation)
-        settings["seed"] = check_int("seed", seed, low=0)
+        overrides = dict(seq_length=seq_length, batch_size=batch_size, optimizer=optimizer,
+                         lr=lr, clip=clip, validation=validation)
+        self._requested.training_settings(**overrides)  # bad settings fail before any work
+        seed = check_int("seed", seed, low=0)
         epochs = check_int("epochs", self.config.epochs if epochs is None else epochs, low=1)
         if not isinstance(resume, bool):
             raise fail("resume", resume, "True or False")
@@ -196,7 +222,12 @@ class SoundModel:
         saved = None
         if resume:
             data = files.read_model_file(checkpoint)
+            if self.network is None:  # automatic settings: the checkpoint's, if they fit
+                self._build(files.read_config(data, checkpoint))
             self._restore(data, checkpoint)
+        else:
+            self._settle(sources, sample_rate)
+        settings = dict(self.config.training_settings(**overrides), seed=seed)
         frames = analyze_sources(sources, sample_rate, self.config,
                                  expected_rate=self.sample_rate if resume else None)
         if resume:
@@ -255,6 +286,37 @@ class SoundModel:
             1 + -(-length // self.config.hop_length), variance_scale=variance_scale,
             reset_every=reset_every, rate=rate, prime=prime, seed=seed, batch=batch,
             temperature=temperature, component=component, progress=progress)
+        return self.synthesize(frames, length=length)
+
+    def synthesize(self, frames: Frames, length: int | None = None,
+                   phase: str = "auto") -> torch.Tensor:
+        """Frames of this model's settings -> audio, keeping the partials' phases coherent.
+
+        Generated frames (``start_phase is None``) carry a magnitude and an instantaneous
+        frequency per bin, drawn bin by bin; integrating each bin's phase on its own lets the
+        bins of one partial drift apart. They are phase-locked first
+        (:func:`pvrnn.dsp.coherent.lock_phases`: regions around spectral peaks share the
+        peak's frequency and phase), then resynthesized. Frames with a start phase (analysed
+        frames) are resynthesized exactly, as :meth:`PhaseVocoder.synthesize` does.
+
+        Args:
+            frames (Frames): ``(..., n_frames, n_bins)`` of this model's ``n_fft`` and
+                ``hop_length`` (e.g. from :meth:`generate_frames` or ``model.vocoder``).
+            length (int, optional): output samples; default ``(n_frames - 1) * hop_length``.
+            phase (str): ``"auto"`` (locked for frames without a start phase, else exact),
+                ``"locked"`` or ``"exact"``.
+
+        Returns:
+            Tensor: ``(..., length)`` audio on the frames' device.
+        """
+        from ..dsp.coherent import lock_phases
+
+        self._require_fitted()
+        phase = check_choice("phase", phase, ("auto", "locked", "exact"))
+        if not isinstance(frames, Frames):
+            raise fail("frames", frames, "a pvrnn.Frames")
+        if phase == "locked" or (phase == "auto" and frames.start_phase is None):
+            frames = lock_phases(frames)
         with torch.no_grad():
             return self.vocoder.to(frames.device).synthesize(frames, length=length)
 
@@ -268,7 +330,8 @@ class SoundModel:
         Returns:
             Frames: ``(n_frames, n_partials)``, or ``(batch, n_frames, n_partials)`` when
             ``batch > 1``, float32 on the model's device, continuing from the last priming
-            frame (not included). Synthesize with ``model.vocoder.synthesize``.
+            frame (not included), without a start phase. Turn them into sound with
+            :meth:`synthesize` (phase-coherent).
         """
         self._require_fitted()
         start, middle = prime_frames(prime, self._reference, self.config, self.sample_rate)
@@ -278,7 +341,9 @@ class SoundModel:
             component=component, progress=progress)
         if batch == 1:
             frames = frames.replace(magnitude=frames.magnitude[0],
-                                    deviation=frames.deviation[0], start_phase=None)
+                                    deviation=frames.deviation[0],
+                                    start_phase=frames.start_phase[0]  # DFT: its phases
+                                    if self.config.representation == "dft" else None)
         return frames
 
     # -- files ------------------------------------------------------------------------------------
@@ -311,6 +376,8 @@ class SoundModel:
         return model.to(device)
 
     def _restore(self, data: dict[str, Any], path: Any) -> None:
+        if self.network is None:
+            self._build(files.read_config(data, path))
         self._reference, self.history, self._training = files.restore(
             data, self.config.to_dict(), self.codec, self.network, path)
 

@@ -104,6 +104,8 @@ def test_training_reduces_the_loss():
     (dict(loss="mse", n_components=3), "n_components="),
     (dict(dropout=1.0), "dropout="),
     (dict(hidden_size=0), "hidden_size="),
+    (dict(bottleneck=0), "bottleneck="),
+    (dict(bottleneck=2.5), "bottleneck="),
 ])
 def test_bad_constructor_arguments(kwargs, match):
     settings = dict(hidden_size=16, num_layers=1, n_components=1)
@@ -119,8 +121,18 @@ def test_bad_input_shape():
         make()(torch.randn(5))
 
 
-def test_config_round_trip():
-    net = make(dropout=0.1)
+def test_bottleneck_embeds_the_input_and_lowers_the_head_rank():
+    net = SpectralRNN(40, hidden_size=32, num_layers=1, n_components=2, bottleneck=6)
+    assert net.rnn.input_size == 6 and net.embed.weight.shape == (6, 40)
+    assert net.head.weight.shape == (2 * (1 + 2 * 40), 6)
+    wide = SpectralRNN(40, hidden_size=32, num_layers=1, n_components=2)
+    count = lambda n: sum(p.numel() for p in n.parameters())  # noqa: E731
+    assert count(net) < count(wide) / 2
+
+
+@pytest.mark.parametrize("bottleneck", [None, 4])
+def test_config_round_trip(bottleneck):
+    net = make(dropout=0.1, bottleneck=bottleneck)
     again = SpectralRNN(**net.config())
     assert again.config() == net.config()
     again.load_state_dict(net.state_dict())
@@ -138,8 +150,9 @@ def test_cuda_matches_cpu():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_stepper_matches_the_sequence_forward(cell, batch):
-    net = make(cell).eval()
+@pytest.mark.parametrize("bottleneck", [None, 5])
+def test_stepper_matches_the_sequence_forward(cell, batch, bottleneck):
+    net = make(cell, bottleneck=bottleneck).eval()
     x = torch.randn(batch, 9, 8)
     whole, _ = net.raw(x)  # (batch, 9, C, P)
     with torch.inference_mode():
