@@ -32,8 +32,15 @@ from .train import EPOCH_KEYS
 __all__ = ["FORMAT_VERSION", "atomic_save", "read_model_file", "read_config", "model_state",
            "restore", "check_resume"]
 
+#: Training settings that files written before they existed were trained with.
+RESUME_DEFAULTS = {"schedule": "constant"}
+
 #: Version of the model-file layout written by :func:`model_state`.
 FORMAT_VERSION = 2
+
+#: Configuration fields added since files of this format were first written, with the value
+#: their absence means (a file without ``representation`` holds phase-vocoder frames).
+ADDED_FIELDS = {"representation": "pv"}
 
 
 def _version() -> str:
@@ -151,6 +158,8 @@ def restore(data: dict[str, Any], config: dict[str, Any], codec: FrameCodec,
         PvrnnError: naming the file and the first mismatch.
     """
     theirs = data["config"]
+    if isinstance(theirs, dict):
+        theirs = {**ADDED_FIELDS, **theirs}
     if not isinstance(theirs, dict) or theirs != config:
         theirs = theirs if isinstance(theirs, dict) else {}
         key = next(k for k in config if config[k] != theirs.get(k))
@@ -187,7 +196,7 @@ def check_resume(data: dict[str, Any], settings: dict[str, Any], frame_counts: l
     if training is None:
         raise PvrnnError(f"checkpoint={str(path)!r}: holds no training state to resume from "
                          "(it was not written by fit)")
-    saved = training["settings"]
+    saved = {**RESUME_DEFAULTS, **training["settings"]}
     for key, value in settings.items():
         if saved.get(key) != value:
             raise PvrnnError(
