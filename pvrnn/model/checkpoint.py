@@ -32,9 +32,6 @@ from .train import EPOCH_KEYS
 __all__ = ["FORMAT_VERSION", "atomic_save", "read_model_file", "read_config", "model_state",
            "restore", "check_resume"]
 
-#: Training settings that files written before they existed were trained with.
-RESUME_DEFAULTS = {"schedule": "constant"}
-
 #: Version of the model-file layout written by :func:`model_state`.
 FORMAT_VERSION = 2
 
@@ -196,7 +193,7 @@ def check_resume(data: dict[str, Any], settings: dict[str, Any], frame_counts: l
     if training is None:
         raise PvrnnError(f"checkpoint={str(path)!r}: holds no training state to resume from "
                          "(it was not written by fit)")
-    saved = {**RESUME_DEFAULTS, **training["settings"]}
+    saved = training["settings"]
     for key, value in settings.items():
         if saved.get(key) != value:
             raise PvrnnError(
