@@ -31,6 +31,7 @@ __all__ = [
     "plot_instantaneous_frequency",
     "plot_frames",
     "compare_spectrograms",
+    "plot_training",
 ]
 
 
@@ -367,4 +368,61 @@ def compare_spectrograms(
             ax.set_title(titles[i])
     axes[-1].set_xlabel("time (s)")
     figure.colorbar(image, ax=list(axes), label="dB")
+    return figure
+
+
+def plot_training(log: Any, *, figsize: tuple[float, float] = (8.0, 4.0)) -> Any:
+    """Training curves: the training loss (per logged step and per epoch), the validation
+    loss per epoch with the kept (best) epoch marked, and the learning rate.
+
+    Args:
+        log: a training log path (``model.csv``, see :mod:`pvrnn.model.log`), its rows
+            (:func:`pvrnn.model.log.read_log`), or a ``fit`` history dict.
+        figsize: inches.
+
+    Returns:
+        matplotlib Figure; x axis in epochs (steps as fractions of their epoch).
+
+    Raises:
+        PvrnnError: for a log with no epoch, or no matplotlib.
+
+    Example:
+        >>> pvrnn.plot.plot_training("model.csv").savefig("curves.png")
+    """
+    from .model.log import read_log
+
+    if isinstance(log, dict):  # a history
+        rows = [{"kind": "epoch", "epoch": e, "train_loss": t, "val_loss": v, "lr": None,
+                 "step": e} for e, t, v in zip(log["epoch"], log["train_loss"], log["val_loss"])]
+    elif isinstance(log, list):
+        rows = log
+    else:
+        rows = read_log(log)
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    if not epochs:
+        raise fail("log", log, "a training log with at least one epoch")
+    steps = [r for r in rows if r["kind"] == "step"]
+    per_epoch = max(1.0, epochs[0]["step"] or 1.0) if len(epochs) else 1.0
+    figure = _new_figure(figsize)
+    ax = figure.add_subplot(1, 1, 1)
+    if steps:
+        ax.plot([r["step"] / per_epoch for r in steps], [r["train_loss"] for r in steps],
+                color="0.7", lw=0.8, label="training (steps)")
+    ax.plot([r["epoch"] for r in epochs], [r["train_loss"] for r in epochs], "o-", ms=3,
+            label="training")
+    val = [(r["epoch"], r["val_loss"]) for r in epochs if r["val_loss"] is not None]
+    if val:
+        ax.plot(*zip(*val), "s-", ms=3, label="validation")
+        best = min(val, key=lambda item: item[1])
+        ax.axvline(best[0], color="k", ls=":", lw=0.8)
+        ax.annotate(f"kept: epoch {best[0]:g}", (best[0], best[1]), textcoords="offset points",
+                    xytext=(4, 8), fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (nats per frame)")
+    ax.legend(loc="upper right", fontsize=8)
+    lrs = [(r["epoch"], r["lr"]) for r in epochs if r.get("lr") is not None]
+    if lrs and len({v for _, v in lrs}) > 1:
+        twin = ax.twinx()
+        twin.plot(*zip(*lrs), color="tab:green", lw=0.8, ls="--")
+        twin.set_ylabel("learning rate", color="tab:green")
     return figure

@@ -20,21 +20,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = add_command(
         subparsers, "train", run_train,
         help="train a sound model on audio files",
-        description="Analyse the audio files with the phase vocoder and train a recurrent "
-                    "mixture-density network on their frames. The model file is written "
-                    "atomically after every epoch, so an interrupted run keeps its last "
-                    "epoch and continues with --resume. Settings left out come from the "
-                    "preset.",
+        description="Analyse the audio files with the phase vocoder (once: the frames are "
+                    "cached in .pvrnn-cache/ beside them, or --cache-dir) and train a "
+                    "recurrent mixture-density network on their frames, read from disk in "
+                    "shuffled windows. With several files, whole files are held out for "
+                    "validation. The model file (the best-validation weights) is written "
+                    "atomically after every epoch, with a CSV log beside it (MODEL.csv), so "
+                    "an interrupted run keeps its last epoch and continues with --resume. "
+                    "--nproc N trains on N processes (DistributedDataParallel, as torchrun "
+                    "does). Settings left out come from the preset, or SoundModel()'s "
+                    "defaults without --preset.",
         example="pvrnn train clarinet.wav -o clarinet.pt --preset clarinet --epochs 300\n"
-                "  pvrnn train clarinet.wav -o clarinet.pt --epochs 600 --resume",
+                "  pvrnn train clarinet.wav -o clarinet.pt --epochs 600 --resume\n"
+                "  pvrnn train library/ -o library.pt --epochs 50 --patience 5 "
+                "--schedule plateau --plot\n"
+                "  pvrnn train library/ -o library.pt --nproc 2   # = torchrun "
+                "--nproc_per_node 2 -m pvrnn train library/ -o library.pt",
     )
+    global _TRAIN_PARSER
+    _TRAIN_PARSER = train
     train.add_argument("inputs", nargs="+", metavar="AUDIO",
                        help="audio files or folders of them (.wav .flac .ogg .aiff, searched "
                             "recursively) to learn from ('-' reads stdin)")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.pt",
                        help="model file to write")
-    train.add_argument("--preset", default="clarinet", choices=sorted(PRESETS),
-                       help="settings of one of the blog's experiments")
+    train.add_argument("--preset", choices=sorted(PRESETS),
+                       help="settings of one of the blog's experiments (default: SoundModel()'s)")
     train.add_argument("--epochs", type=int, help="total epochs (preset default)")
     train.add_argument("--seq-length", type=int, help="frames per BPTT window")
     train.add_argument("--batch-size", type=int, help="parallel streams per sound")
@@ -60,7 +71,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation")
     train.add_argument("--resume", action="store_true",
                        help="continue training the model in --output up to --epochs")
-    train.add_argument("-f", "--force", action="store_true", help="overwrite --output")
+    train.add_argument("-f", "--force", action="store_true",
+                       help="overwrite --output and its log")
+    train.add_argument("--patience", type=int,
+                       help="stop after this many epochs without a better validation loss")
+    train.add_argument("--schedule", default="constant", choices=("constant", "cosine",
+                                                                  "plateau"),
+                       help="learning-rate schedule (plateau: halve it when validation stalls)")
+    train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                       help="bf16: autocast the forward pass (GPUs with bfloat16)")
+    train.add_argument("--log-every", type=int, default=100, metavar="STEPS",
+                       help="also log the running loss every this many steps (0: epochs only)")
+    train.add_argument("--plot", action="store_true",
+                       help="draw the loss curves to MODEL.png at the end (needs matplotlib)")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="training processes (DistributedDataParallel: gloo on CPU, NCCL "
+                            "on GPUs); batch-size is the global batch")
+    train.add_argument("--workers", type=int, default=0,
+                       help="data-loader processes reading the corpus")
+    train.add_argument("--cache-dir", metavar="FOLDER",
+                       help="cache the analysed frames here (default: .pvrnn-cache/ beside "
+                            "each file)")
+    train.add_argument("--skip-bad", action="store_true",
+                       help="skip unreadable or corrupt files with a warning instead of "
+                            "stopping")
 
     gen = add_command(
         subparsers, "generate", run_generate,
@@ -95,43 +129,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("-f", "--force", action="store_true", help="overwrite the output")
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
+_TRAIN_PARSER: argparse.ArgumentParser | None = None
 
 
-def _expand_folders(inputs: list[str]) -> list[str]:
-    """Each folder becomes the audio files below it (sorted); files pass through."""
-    paths: list[str] = []
-    for name in inputs:
-        if name != "-" and Path(name).is_dir():
-            found = sorted(str(p) for p in Path(name).rglob("*")
-                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise PvrnnError(f"input {name!r}: a folder with no audio files; expected "
-                                 f"files ending in {', '.join(AUDIO_SUFFIXES)}")
-            paths.extend(found)
-        else:
-            paths.append(name)
-    return paths
+def _child_args(args: argparse.Namespace) -> list[str]:
+    """The ``pvrnn train`` arguments of ``args`` without ``--nproc`` (for the workers)."""
+    argv = ["train"]
+    for action in _TRAIN_PARSER._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in ("help", "nproc", "run", "command") or value is None:
+            continue
+        if not action.option_strings:
+            argv.extend(value)
+        elif isinstance(action, argparse._StoreTrueAction):
+            argv += [action.option_strings[-1]] if value else []
+        elif value != action.default:
+            argv += [action.option_strings[-1], str(value)]
+    return argv
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..model import distributed
+    from ..model.corpus import FrameCorpus
+    from ..model.log import log_path
     from ..model.sound_model import SoundModel
 
     output = args.output
     if output == "-":
         raise PvrnnError("output='-': expected a file path (the model is written every epoch)")
+    log = str(log_path(output))
     if not args.resume:
         check_output(output, force=args.force, inputs=args.inputs)
+        if Path(log).exists() and not args.force and not distributed.launched():
+            raise PvrnnError(f"output={output!r}: its log {log!r} exists; expected a new path "
+                             "or --force")
     elif not Path(output).is_file():
         raise PvrnnError(f"output={output!r}: no model to resume; train without --resume first")
-    sources, rate = [], None
-    for path in _expand_folders(args.inputs):
-        audio, file_rate = read_audio(path, args.sample_rate)
-        if rate is not None and file_rate != rate:
-            raise PvrnnError(f"input {path!r} is at {file_rate:g} Hz but the first input at "
-                             f"{rate:g} Hz: expected one rate; pass --sample-rate to resample")
-        rate = file_rate
-        sources.append(audio)
+    if args.nproc < 1:
+        raise PvrnnError(f"nproc={args.nproc}: expected an integer >= 1")
+    if args.log_every < 0:
+        raise PvrnnError(f"log_every={args.log_every}: expected an integer >= 0")
+    if "-" in args.inputs:
+        if args.nproc > 1:
+            raise PvrnnError("inputs: '-' (stdin) cannot be read by several processes; "
+                             "expected files with --nproc")
+        sources, rate = read_audio("-", args.sample_rate)
+    else:
+        sources = FrameCorpus(args.inputs, sample_rate=args.sample_rate,
+                              cache_dir=args.cache_dir, skip_bad=args.skip_bad)
+        rate = None
+    if args.nproc > 1 and not distributed.launched():
+        distributed.launch(args.nproc, _child_args(args), device=args.device)
+        return 0
     overrides = {k: getattr(args, k) for k in _MODEL_FIELDS if getattr(args, k) is not None}
     settings = {k: getattr(args, k) for k in _TRAIN_SETTINGS if getattr(args, k) is not None}
     if args.resume:
@@ -146,17 +195,38 @@ def run_train(args: argparse.Namespace) -> int:
         for key in _TRAIN_SETTINGS[1:]:
             settings.setdefault(key, saved.get(key))
         args.seed = saved.get("seed", args.seed)
-    else:
+    elif args.preset is not None:
         model = SoundModel.from_preset(args.preset, **overrides)
-    history = model.fit(
-        sources, sample_rate=rate, device=args.device, checkpoint=output, resume=args.resume,
-        progress=progress_enabled(), seed=args.seed, **settings,
-    )
+    else:
+        model = SoundModel(**overrides)
+    main = distributed.context().main if distributed.launched() else True
+    try:
+        history = model.fit(
+            sources, sample_rate=rate, device=args.device, checkpoint=output,
+            resume=args.resume, progress=progress_enabled(), seed=args.seed,
+            patience=args.patience, schedule=args.schedule, precision=args.precision,
+            log=log, log_every=args.log_every or None, workers=args.workers, **settings,
+        )
+        main = distributed.context().main
+    finally:
+        distributed.teardown()
+    if not main:
+        return 0
     epochs = history["epoch"][-1] if history["epoch"] else 0
-    val = history["val_loss"][-1] if history["val_loss"] else None
-    val_text = "" if val is None else f", validation loss {val:.4g}"
+    best = history["best_epoch"]
+    val = None if best is None else history["val_loss"][best - 1]
+    kept = "" if best is None else f", kept epoch {best}"
+    val_text = "" if val is None else f" (validation loss {val:.4g})"
     train_text = f"{history['train_loss'][-1]:.4g}" if history["train_loss"] else "-"
-    print(f"wrote {output}: {epochs} epochs, training loss {train_text}{val_text}")
+    print(f"wrote {output}: {epochs} epochs{kept}{val_text}, last training loss {train_text}; "
+          f"log {log}")
+    if args.plot:
+        from ..plot import plot_training
+
+        figure = plot_training(log)
+        image = str(Path(output).with_suffix(".png"))
+        figure.savefig(image)
+        print(f"wrote {image}")
     return 0
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import copy
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import PvrnnError, fail
+from .atomic import atomic_write
 from .codec import FrameCodec
 from .config import SoundModelConfig
 from .data import REFERENCE_KEYS
@@ -31,6 +31,9 @@ from .train import EPOCH_KEYS
 
 __all__ = ["FORMAT_VERSION", "atomic_save", "read_model_file", "read_config", "model_state",
            "restore", "check_resume"]
+
+#: Training settings that files written before they existed were trained with.
+RESUME_DEFAULTS = {"schedule": "constant"}
 
 #: Version of the model-file layout written by :func:`model_state`.
 FORMAT_VERSION = 2
@@ -85,16 +88,7 @@ def atomic_save(obj: Any, path: Any) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise fail("path", str(path), f"a file in an existing folder ({str(folder)!r} is not one)")
-    temp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda handle: torch.save(obj, handle))
 
 
 def read_model_file(path: Any) -> dict[str, Any]:
@@ -193,7 +187,7 @@ def check_resume(data: dict[str, Any], settings: dict[str, Any], frame_counts: l
     if training is None:
         raise PvrnnError(f"checkpoint={str(path)!r}: holds no training state to resume from "
                          "(it was not written by fit)")
-    saved = training["settings"]
+    saved = {**RESUME_DEFAULTS, **training["settings"]}
     for key, value in settings.items():
         if saved.get(key) != value:
             raise PvrnnError(

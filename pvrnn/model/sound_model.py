@@ -20,13 +20,16 @@ from ..dsp.frames import Frames
 from ..dsp.vocoder import PhaseVocoder
 from ..errors import PvrnnError, check_choice, check_int, check_positive, fail
 from . import checkpoint as files
+from . import distributed
 from .codec import FrameCodec
 from .config import PRESETS, SoundModelConfig
+from .corpus import as_corpus, frame_counts
 from .data import Source, analyze_sources, first_source, reference
 from .dft import DFTCodec
 from .generate import VarianceScale, generate_frames, prime_frames
+from .log import log_path
 from .network import SpectralRNN
-from .train import Trainer, empty_history, resolve_device
+from .train import SCHEDULES, Trainer, empty_history, resolve_device, training_device
 
 __all__ = ["SoundModel", "SoundModelConfig", "PRESETS"]
 
@@ -172,6 +175,8 @@ class SoundModel:
         checkpoint: str | os.PathLike[str] | None = None, resume: bool = False,
         progress: bool = True, seed: int = 0, patience: int | None = None,
         callbacks: Sequence[Callable[[dict[str, Any]], Any]] = (),
+        schedule: str = "constant", precision: str = "fp32", log: Any = None,
+        log_every: int | None = None, workers: int = 0,
     ) -> dict[str, Any]:
         """Train on one or more sounds by truncated back-propagation through time.
 
@@ -186,18 +191,30 @@ class SoundModel:
         Args:
             sources: audio file paths, audio tensors ``(..., time)`` (each leading index one
                 sound; give ``sample_rate``) or :class:`~pvrnn.Frames` of this model's
-                ``n_fft`` / ``hop_length``; one or a list.
+                ``n_fft`` / ``hop_length``; one or a list. A folder (or a list with folders) or a
+                :class:`~pvrnn.model.corpus.FrameCorpus` trains on a corpus on disk: analysed
+                once and cached, read lazily, reshuffled every epoch (memory bounded by the
+                batch; see :mod:`pvrnn.model.corpus`).
             sample_rate (float, optional): Hz of tensor sources; for paths, resample to it.
             epochs (int): total epochs (a resumed run continues up to this number).
             seq_length, batch_size, optimizer, lr, clip, validation: override the
                 :class:`SoundModelConfig` training defaults for this run.
-            device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, a torch.device.
+            device: ``"auto"`` (CUDA when present and the network is large enough to gain
+                from it, see :func:`~pvrnn.model.train.training_device`), ``"cpu"``,
+                ``"cuda"``, a torch.device. Under ``torchrun``, training is distributed
+                (DistributedDataParallel; rank 0 writes the checkpoint and the log).
             checkpoint (path, optional): written atomically after every epoch (as :meth:`save`
                 would, plus the last epoch's state); ``resume`` continues it exactly.
             progress (bool): a tqdm bar with the losses on stderr.
             seed (int): seeds initialisation, dropout and which sounds are held out.
             patience (int, optional): stop after this many epochs without a better
                 validation loss. callbacks: callables given each epoch's record (a dict).
+            schedule (str): learning rate ``"constant"``, ``"cosine"`` or ``"plateau"``
+                (:data:`~pvrnn.model.train.SCHEDULES`).
+            precision (str): ``"fp32"`` or ``"bf16"`` (autocast of the forward pass).
+            log (path or False, optional): the CSV log (default: beside ``checkpoint``,
+                ``model.csv`` for ``model.pt``; ``False``: none). log_every (int): also log
+                every this many steps. workers (int): data-loader processes for a corpus.
 
         Returns:
             dict: the history (also ``model.history``): per-epoch lists ``"epoch"``,
@@ -212,13 +229,14 @@ class SoundModel:
         overrides = dict(seq_length=seq_length, batch_size=batch_size, optimizer=optimizer,
                          lr=lr, clip=clip, validation=validation)
         self._requested.training_settings(**overrides)  # bad settings fail before any work
+        schedule = check_choice("schedule", schedule, SCHEDULES)
+        corpus = as_corpus(sources, sample_rate)  # folders: a corpus on disk
         seed = check_int("seed", seed, low=0)
         epochs = check_int("epochs", self.config.epochs if epochs is None else epochs, low=1)
         if not isinstance(resume, bool):
             raise fail("resume", resume, "True or False")
         if resume and checkpoint is None:
             raise fail("checkpoint", checkpoint, "the checkpoint path to resume from")
-        device = resolve_device(device)
         saved = None
         if resume:
             data = files.read_model_file(checkpoint)
@@ -226,21 +244,31 @@ class SoundModel:
                 self._build(files.read_config(data, checkpoint))
             self._restore(data, checkpoint)
         else:
-            self._settle(sources, sample_rate)
-        settings = dict(self.config.training_settings(**overrides), seed=seed)
-        frames = analyze_sources(sources, sample_rate, self.config,
-                                 expected_rate=self.sample_rate if resume else None)
-        if resume:
-            saved = files.check_resume(data, settings, [f.n_frames for f in frames], checkpoint)
+            self._settle(sources if corpus is None else corpus.paths[0], sample_rate)
+        settings = dict(self.config.training_settings(**overrides), seed=seed, schedule=schedule)
+        context, device = distributed.setup(
+            training_device(device, self.network, settings["batch_size"]))
+        if corpus is None:
+            frames = analyze_sources(sources, sample_rate, self.config,
+                                     expected_rate=self.sample_rate if resume else None)
         else:
-            self._reference = [reference(f, self.config) for f in frames]
+            frames = corpus.prepare(self.config, shard=(context.rank, context.world),
+                                    barrier=distributed.barrier,
+                                    expected_rate=self.sample_rate if resume else None)
+        if resume:
+            saved = files.check_resume(data, settings, frame_counts(frames), checkpoint)
+        else:
+            sounds = frames if corpus is None else corpus.reference_sounds()
+            self._reference = [reference(f, self.config) for f in sounds]
         def save(t: Trainer) -> None:
             files.atomic_save(self._file(t.best["network"], t.history, t.state), checkpoint)
 
         trainer = Trainer(self.network, self.codec, settings, device, patience=patience,
                           callbacks=callbacks, progress=progress,
                           checkpoint=None if checkpoint is None else str(checkpoint),
-                          save=None if checkpoint is None else save)
+                          save=None if checkpoint is None else save, precision=precision,
+                          log=log_path(checkpoint) if log is None and checkpoint else log or None,
+                          log_every=log_every, workers=workers)
         try:
             return trainer.fit(frames, epochs, resume=saved, history=self.history)
         finally:
