@@ -3,7 +3,7 @@
 from . import examples, metrics
 from .dsp.frames import FrameDeltas, Frames
 from .dsp.vocoder import PhaseVocoder
-from .effects import cross_synthesize, pitch_shift, time_stretch
+from .effects import Stretcher, cross_synthesize, pitch_shift, time_stretch
 from .errors import PvrnnError, PvrnnWarning
 from .io import load_audio, save_audio
 from .model.codec import FrameCodec
@@ -29,6 +29,7 @@ __all__ = [
     "time_stretch",
     "pitch_shift",
     "cross_synthesize",
+    "Stretcher",
     "examples",
     "metrics",
     "__version__",

@@ -1,6 +1,7 @@
 """Onsets: where a sound's spectrum rises at once, and the stretch cells that protect them.
 
-A bin is active when it is within 60 dB of the loudest bin the signal's peak level allows; it
+A bin is active when it is within 60 dB of the loudest bin the signal's peak level so far
+(up to one window past the frame) allows; it
 rises when its magnitude is >= 3 dB above the largest magnitude within 3 bins of it in the
 previous frame (the maximum filter of SuperFlux, Boeck & Widmer 2013, so a partial gliding by a
 bin or two is not a rise). At an onset the time-stretch resets the phases of the bins that
@@ -16,7 +17,8 @@ from ..dsp.windows import Window
 from ..errors import check_positive
 from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, spectra
 
-__all__ = ["detect_onsets", "transient_cells", "spread_max", "RISE"]
+__all__ = ["detect_onsets", "onset_fraction_block", "running_peak", "spread_max", "RISE",
+           "SHARP_ONSET"]
 
 #: A bin magnitude counts as rising when it grows by this factor (3 dB) over one hop.
 RISE = 10.0 ** (3.0 / 20.0)
@@ -28,7 +30,7 @@ _ONSET_FLOOR_DB = -60.0
 _ONSET_SPREAD = 3
 #: Onsets where at least this fraction of the active bins rise (clicks, plucks, struck notes)
 #: are also stretched at slope 1; softer ones (legato note changes) only reset their phases.
-_SHARP_ONSET = 0.5
+SHARP_ONSET = 0.5
 
 
 def spread_max(magnitude: torch.Tensor) -> torch.Tensor:
@@ -44,21 +46,33 @@ def _shift(mask: torch.Tensor, fill: bool) -> torch.Tensor:
     return torch.cat([torch.full_like(mask[..., :1], fill), mask[..., :-1]], dim=-1)
 
 
-def _onset_fraction(
-    padded: torch.Tensor, n: int, n_fft: int, hop: int, window: Window, peak: torch.Tensor
-) -> torch.Tensor:
-    """Fraction of active bins rising by >= 3 dB since the previous frame, ``(B, G)``."""
-    frames = padded.unfold(-1, n_fft, hop)  # (B, G, N), a view
-    b, g = frames.shape[0], frames.shape[1]
+def onset_fraction_block(
+    frames: torch.Tensor, window: Window, peak: torch.Tensor, previous: torch.Tensor | None,
+    block: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fraction of active bins rising by >= 3 dB since the previous frame, ``(B, G)``.
+
+    Args:
+        frames: raw frames ``(B, G, N)`` (a view is fine).
+        window: the analysis window.
+        peak: ``(B, G)``, the largest input magnitude up to each frame's end: a bin is active
+            when it is within 60 dB of what a sinusoid of that amplitude would give.
+        previous: magnitudes ``(B, 1, K)`` of the frame before the first (``None``: the first
+            frame is compared with itself).
+        block: frames per FFT batch (bounded memory).
+
+    Returns:
+        ``(fraction (B, G), magnitudes of the last frame (B, 1, K))``.
+    """
+    b, g, n_fft = frames.shape
     k = n_fft // 2 + 1
     # A full-scale sinusoid's bin reaches sum(window) / 2 (times its amplitude).
-    floor = peak * (float(window.values.sum()) / 2 * 10 ** (_ONSET_FLOOR_DB / 20))
-    floor = floor.clamp_min(torch.finfo(padded.dtype).tiny).reshape(b, 1, 1)
-    block = max(16, BLOCK_ELEMENTS // max(1, b * k))
+    scale = float(window.values.sum()) / 2 * 10 ** (_ONSET_FLOOR_DB / 20)
+    floors = (peak * scale).clamp_min(torch.finfo(frames.dtype).tiny).unsqueeze(-1)
     fractions = []
-    previous = None
     for start in range(0, g, block):  # blocks of frames: bounded memory on long inputs
         x_w, _ = spectra(frames[:, start : start + block], window, derivative=False)
+        floor = floors[:, start : start + block]
         mag = x_w.abs()
         before = torch.cat([mag[:, :1] if previous is None else previous, mag[:, :-1]], dim=1)
         previous = mag[:, -1:]
@@ -68,7 +82,21 @@ def _onset_fraction(
         count = active.sum(-1)
         frac = rising.sum(-1) / count.clamp_min(1)
         fractions.append(torch.where(count >= max(4, k // 100), frac, 0.0))
-    return torch.cat(fractions, dim=1)
+    return torch.cat(fractions, dim=1), previous
+
+
+def running_peak(padded: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Largest ``|sample|`` of padded audio ``(B, n + n_fft)`` up to one window past the end of
+    each frame ``g`` (padded sample ``g * hop + 2 * n_fft``), ``(B, 1 + n // hop)``.
+
+    The onset floor follows the level so far, so a stream needs only ``n_fft`` samples of look
+    ahead for it; the window past the frame keeps the faint beginning of a sound's first
+    attack (a fade-in, a vocoder's pre-echo) from counting as the attack itself.
+    """
+    g = 1 + (padded.shape[-1] - n_fft) // hop
+    ends = (torch.arange(g, device=padded.device) * hop + 2 * n_fft - 1).clamp(
+        max=padded.shape[-1] - 1)
+    return torch.cummax(padded.abs(), dim=-1).values[:, ends]
 
 
 def _onsets(
@@ -84,17 +112,6 @@ def _onsets(
     return over & ~_shift(over, True) & (centre + n_fft // 2 <= n)
 
 
-def _protected_cells(onsets: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """Cells stretched at slope 1 around an onset at frame ``t``: the input span
-    ``[t hop, t hop + n_fft / 2]``, where the attack lies (the first frame that rose reaches
-    it with the heavy middle of its window), so the frames around it keep their spacing."""
-    g = onsets.shape[-1]
-    width = max(1, -(-n_fft // (2 * hop)))
-    marks = onsets.to(torch.int32)
-    end = F.pad(marks, (width, 0))[:, :g]  # the region of an onset at t closes after `width`
-    return torch.cumsum(marks - end, -1) > 0
-
-
 def detect_onsets(
     audio: torch.Tensor,
     sample_rate: float,
@@ -107,7 +124,7 @@ def detect_onsets(
     """Onsets: frames where many active bins rose by at least 3 dB since the previous frame.
 
     The detector the time-stretch uses to protect attacks. A bin is active when it is within
-    60 dB of the loudest bin the signal's peak level allows; it rises when its magnitude is
+    60 dB of the loudest bin the signal's peak level so far allows; it rises when its magnitude is
     >= 3 dB above the largest magnitude within 3 bins of it in the previous frame (the maximum
     filter of SuperFlux, so vibrato and sweeps do not count). Frame ``t`` is an onset when
     the fraction of active bins that rise first reaches ``threshold``: steady noise, vibrato
@@ -140,26 +157,9 @@ def detect_onsets(
     batch, n = audio.shape[:-1], audio.shape[-1]
     flat = audio.reshape(-1, n)
     padded_audio = padded(flat, n_fft)
-    peak = flat.abs().amax(-1)
-    fraction = _onset_fraction(padded_audio, n, n_fft, hop_length, resolved, peak)
+    peak = running_peak(padded_audio, n_fft, hop_length)
+    frames = padded_audio.unfold(-1, n_fft, hop_length)
+    block = max(16, BLOCK_ELEMENTS // max(1, flat.shape[0] * (n_fft // 2 + 1)))
+    fraction, _ = onset_fraction_block(frames, resolved, peak, None, block)
     onsets = _onsets(fraction, threshold, n, n_fft, hop_length)
     return onsets.reshape(*batch, onsets.shape[-1])
-
-
-def transient_cells(
-    source: torch.Tensor, n: int, n_fft: int, hop: int, window: Window, threshold: float,
-    protect: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cells around onsets of padded audio ``source`` ``(B, n + n_fft)``, ``(B, G)`` bool.
-
-    Returns ``(reset, protected)``: the cells whose frames reset the phases of the bins that
-    rose (every onset), and the cells read at slope 1 (sharp onsets, if ``protect``; else none).
-    """
-    peak = source.abs().amax(-1)
-    fraction = _onset_fraction(source, n, n_fft, hop, window, peak)
-    onsets = _onsets(fraction, threshold, n, n_fft, hop)
-    reset = _protected_cells(onsets, n_fft, hop)
-    if not protect:
-        return reset, torch.zeros_like(reset)
-    sharp = onsets & (fraction >= max(threshold, _SHARP_ONSET))
-    return reset, _protected_cells(sharp, n_fft, hop)

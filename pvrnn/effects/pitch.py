@@ -16,10 +16,10 @@ from typing import Callable
 import torch
 
 from ..dsp.envelope import lifter_samples, spectral_envelope
-from ..dsp.resample import resample
 from ..errors import check_positive, fail
 from .spectra import check_fraction, check_input, check_stft
-from .stretch import stretch_engine
+from .streaming import PitchStream
+from .stretch import run_engine
 
 __all__ = ["pitch_shift"]
 
@@ -42,9 +42,11 @@ def pitch_shift(
     """Transpose a sound by ``semitones`` and keep its duration.
 
     The sound is time-stretched by ``2 ** (semitones / 12)`` (see :func:`time_stretch`:
-    phase-locked, onsets reset their phases) at a uniform rate, and resampled back to its
-    length with the band-limited resampler (:func:`pvrnn.dsp.resample.resample`), which scales
-    every frequency by the same ratio and brings every onset back to its own time. The
+    phase-locked, onsets reset their phases) at a uniform rate, and read back at that ratio
+    by the band-limited streaming resampler (:class:`pvrnn.dsp.resample.StreamResampler`, a
+    windowed sinc, ~-90 dB of aliasing, a transition band just below the lower Nyquist
+    frequency), which scales every frequency by the same ratio and brings every onset back to
+    its own time. Both run on blocks of the input (bounded memory, any length). The
     spectral envelope moves with the pitch (a voice gets smaller or larger) unless
     ``preserve_formants``: then each frame's envelope (cepstral smoothing of the log spectrum)
     is pre-warped during the stretch so that resampling brings it back where it was.
@@ -102,13 +104,13 @@ def pitch_shift(
     if preserve_formants:
         lifter = lifter_samples(envelope_lifter, sample_rate, n_fft, audio, ratio=ratio)
         gain = _envelope_warp(ratio, n_fft, lifter)
-    stretched = stretch_engine(
-        audio.reshape(-1, n), sample_rate, ratio, n_fft=n_fft, hop_length=hop_length,
-        window=resolved, transients=bool(transients), onset_threshold=onset_threshold,
-        gain=gain, link_channels=bool(link_channels), protect_onsets=False, progress=progress,
-        desc="pitch",
+    flat = audio.reshape(-1, n)
+    stream = PitchStream(
+        flat.shape[0], sample_rate, ratio, n_fft=n_fft, hop=hop_length, window=resolved,
+        transients=bool(transients), onset_threshold=onset_threshold, gain=gain,
+        link_channels=bool(link_channels), dtype=audio.dtype, device=audio.device,
     )
-    return resample(stretched, n).reshape(*batch, n)
+    return run_engine(stream, flat, progress, "pitch").reshape(*batch, n)
 
 
 def _envelope_warp(

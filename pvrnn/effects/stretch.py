@@ -30,32 +30,31 @@ propagation (Laroche & Dolson, 1999) and transient handling, written as whole-te
    normalised by the window-square sum (:mod:`pvrnn.dsp.ola`). Linked channels share one
    rotation per bin, so their phase differences (the stereo image) are kept.
 
-Long inputs are processed in blocks of frames (bounded memory); rotations, frequencies and
-magnitudes of the last frame are carried from block to block.
+Everything runs in the streaming engine (:mod:`pvrnn.effects.engine`): the offline function
+feeds it the input in blocks, :class:`pvrnn.Stretcher` feeds it whatever arrives, and both get
+the same result, in bounded memory; rotations, frequencies and magnitudes of the last frame
+are carried from block to block.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
-from ..dsp.frames import TWO_PI, wrap
-from ..dsp.ola import envelope, envelope_table, overlap_add
 from ..dsp.windows import Window
 from ..errors import check_positive, fail
-from .onsets import RISE, detect_onsets, spread_max, transient_cells
-from .phaselock import peak_rotations, peaks
-from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, spectra
-from .timemap import Factor, factor_knots, flatten_curve, read_positions, stretch_map
+from .engine import StretchEngine
+from .onsets import detect_onsets
+from .spectra import check_fraction, check_input, check_stft
+from .timemap import Factor, factor_knots, flatten_curve
 
-__all__ = ["time_stretch", "detect_onsets", "stretch_engine"]
+__all__ = ["time_stretch", "detect_onsets", "stretch_engine", "run_engine", "FEED_SAMPLES"]
 
-#: Seconds around a slope-1 region (a sharp onset) over which the rest takes up its time.
-_REACH_SECONDS = 0.25
+#: Samples per item fed to the engine at a time by the offline functions.
+FEED_SAMPLES = 1 << 16
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):
@@ -63,7 +62,29 @@ def _progress_bar(enabled: bool, total: int, desc: str):
         return None
     from tqdm import tqdm  # text bars on stderr: no widget warnings in notebooks
 
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, file=sys.stderr,
+                leave=False)
+
+
+def run_engine(engine: Any, audio: torch.Tensor, progress: bool = False,
+               desc: str = "stretch") -> torch.Tensor:
+    """Feed ``audio`` ``(B, n)`` to ``engine`` (anything with ``feed(block)`` and ``finish()``,
+    a :class:`StretchEngine` or a pitch stream) in blocks of ``FEED_SAMPLES``; the whole
+    output.
+
+    The working memory is the engine's (bounded) plus the output.
+    """
+    pieces = []
+    bar = _progress_bar(progress, audio.shape[-1], desc)
+    for i in range(0, audio.shape[-1], FEED_SAMPLES):  # blocks of time: bounded memory
+        block = audio[:, i : i + FEED_SAMPLES]
+        pieces.append(engine.feed(block))
+        if bar is not None:
+            bar.update(block.shape[-1])
+    pieces.append(engine.finish())
+    if bar is not None:
+        bar.close()
+    return torch.cat(pieces, dim=1)
 
 
 def stretch_engine(
@@ -82,111 +103,33 @@ def stretch_engine(
     progress: bool = False,
     desc: str = "stretch",
 ) -> torch.Tensor:
-    """The phase-locked vocoder on ``audio`` ``(B, n)`` (validated); see the module docstring.
+    """The phase-locked vocoder on ``audio`` ``(B, n)`` (validated), all at once.
 
+    ``factor`` is a number, a callable of time or a flattened curve ``(1 or B, G)``;
     ``gain(magnitude (B, nb, K)) -> (B, nb, K)`` optionally rescales each output bin.
     ``protect_onsets=False`` reads sharp onsets at the requested slope too (they still reset
     their phases): pitch shifting resamples the whole result, so an onset read at slope 1
     would come out moved and rescaled in time.
     """
     b, n = audio.shape
-    device, dtype = audio.device, audio.dtype
-    k = n_fft // 2 + 1
-    audio_padded = padded(audio, n_fft)
-    knots = factor_knots(factor, n, hop_length, sample_rate, torch.Size([b]), device)
-
-    if link_channels and knots.shape[0] > 1 and not bool((knots == knots[:1]).all()):
-        raise fail("factor", "a batch of curves", "one curve for linked channels (they share "
-                   "one time map)")
-    # Onsets take the analysis phases of the bins that rose (reset); sharp ones are also
-    # stretched at slope 1 (unless protect_onsets is off), so that the frames around the
-    # attack keep their spacing.
-    protected = torch.zeros(1, knots.shape[-1] - 1, dtype=torch.bool, device=device)
-    onset_cells = None
-    if transients:
-        # Linked channels share one map: onsets are found on their mix.
-        source = audio_padded.mean(0, keepdim=True) if link_channels else audio_padded
-        onset_cells, protected = transient_cells(source, n, n_fft, hop_length, window,
-                                                 onset_threshold, protect=protect_onsets)
-    reach = max(1, int(round(_REACH_SECONDS * sample_rate / hop_length)))
-    t_in, t_out, out_len = stretch_map(knots, n, hop_length, protected, reach)
-    if out_len < 1:
-        raise fail("factor", factor, f"a stretch leaving at least one sample (the output "
-                   f"would have {out_len} of the input's {n})")
-    n_frames = 1 + out_len // hop_length
-    positions, cell = read_positions(t_in, t_out, hop_length, n_frames, n)
-    positions = positions.expand(b, n_frames)
-    cell = cell.expand(b, n_frames)
-    # Frame j resets (takes the analysis phases) when it reads a protected cell; frame 0 always.
-    reset = torch.zeros(b, n_frames, dtype=torch.bool, device=device)
-    if onset_cells is not None:
-        reset = onset_cells.expand(b, -1).gather(1, cell)
-    reset[:, 0] = True
-    advance = torch.diff(positions, dim=1, prepend=positions[:, :1])  # analysis hop per frame
-    excess = (hop_length - advance).to(torch.float64)  # output hop minus analysis hop
-
-    # Linked channels share the phase too: one set of peaks, frequencies and rotations from
-    # their summed power (robust to channels in opposite phase), applied to every channel, so
-    # each bin keeps its inter-channel phase difference and the stereo image does not drift.
-    groups = 1 if link_channels else b
-    group_reset, group_excess = reset[:groups], excess[:groups]
-    synthesis = window.on(audio)
-    strided = audio_padded.unfold(-1, n_fft, 1)  # (B, n + 1, N), a view: frame at any sample
-    rows = torch.arange(b, device=device).unsqueeze(1)
-    bin_freq_t = torch.arange(k, dtype=torch.float64, device=device) * (TWO_PI / n_fft)
-    bin_freq_t = bin_freq_t.to(dtype)
-    out = torch.zeros(b, (n_frames - 1) * hop_length + n_fft, dtype=dtype, device=device)
-    tiny = torch.finfo(dtype).tiny
-
-    block = max(16, BLOCK_ELEMENTS // (b * k))
-    carry_rot = torch.zeros(groups, k, dtype=torch.float64, device=device)  # previous frame
-    carry_freq = torch.zeros(groups, k, dtype=dtype, device=device)
-    carry_power = torch.zeros(groups, 1, k, dtype=dtype, device=device)
-    bar = _progress_bar(progress, n_frames, desc)
-    for j0 in range(0, n_frames, block):  # blocks of frames: bounded memory, carried state
-        j1 = min(n_frames, j0 + block)
-        x_w, d = spectra(strided[rows, positions[:, j0:j1]], window)
-        re, im = x_w.real, x_w.imag
-        power = re * re + im * im
-        # Reassigned frequency (rad/sample): bin centre - Im(X_dw / X_w) = centre - Re(D / X_w).
-        cross = d.real * re + d.imag * im
-        shared = power
-        if link_channels:
-            shared, cross = power.sum(0, keepdim=True), cross.sum(0, keepdim=True)
-        dev = cross / shared.clamp_min(tiny)
-        freq = bin_freq_t - dev.clamp(-math.pi, math.pi)
-        peak_bin, count, which = peaks(shared)
-        # At onset frames the bins that rose (the attack) take their analysis phases; the
-        # others (partials sounding through the attack) keep going. (Rise in power: 6 dB.)
-        block_reset = group_reset[:, j0:j1]
-        if bool(block_reset.any()):
-            before = torch.cat([carry_power, shared[:, :-1]], dim=1)
-            rose = shared >= RISE**2 * spread_max(before)
-            bin_reset = block_reset.unsqueeze(-1) & rose
-        else:
-            bin_reset = torch.zeros_like(shared, dtype=torch.bool)
-        carry_power = shared[:, -1:]
-        psi, peak_freq = peak_rotations(
-            peak_bin, count, which, freq, group_excess[:, j0:j1], bin_reset, carry_rot,
-            carry_freq,
-        )  # (groups, nb, P): each peak's rotation and frequency
-        psi = wrap(psi)
-        carry_rot = psi[:, -1].gather(-1, which[:, -1])
-        carry_freq = peak_freq[:, -1].gather(-1, which[:, -1])
-        psi = psi.to(dtype)
-        spec = x_w * torch.polar(torch.ones_like(psi), psi).gather(-1, which)
-        if gain is not None:
-            spec = spec * gain(power.sqrt())
-        frames = torch.fft.irfft(spec, n=n_fft) * synthesis  # (B, nb, N)
-        overlap_add(frames, hop_length, out=out, offset=j0 * hop_length)
-        if bar is not None:
-            bar.update(j1 - j0)
-    if bar is not None:
-        bar.close()
-    start = n_fft // 2
-    table = envelope_table(window.values, hop_length).to(device)
-    norm = envelope(table, n_frames, start, start + out_len).to(dtype)
-    return out[:, start : start + out_len] / norm.clamp_min(tiny)
+    knots = factor
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
+        knots = factor_knots(factor, n, hop_length, sample_rate, torch.Size([b]), audio.device)
+        if link_channels and knots.shape[0] > 1 and not bool((knots == knots[:1]).all()):
+            raise fail("factor", "a batch of curves", "one curve for linked channels (they "
+                       "share one time map)")
+    else:
+        out_len = int(round(n * float(factor)))
+        if out_len < 1:
+            raise fail("factor", factor, f"a stretch leaving at least one sample (the output "
+                       f"would have {out_len} of the input's {n})")
+    engine = StretchEngine(
+        b, sample_rate, knots, n_fft=n_fft, hop=hop_length, window=window,
+        transients=transients, onset_threshold=onset_threshold, gain=gain,
+        link_channels=link_channels, protect=protect_onsets, dtype=audio.dtype,
+        device=audio.device, length=n,
+    )
+    return run_engine(engine, audio, progress, desc)
 
 
 def time_stretch(

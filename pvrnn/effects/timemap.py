@@ -4,8 +4,10 @@ Output frame ``j`` sits at output sample ``j * hop_length`` and reads the input 
 the inverse of the (possibly time-varying) stretch map, whose total is exactly
 ``round(integral of the factor)`` samples. Protected cells (sharp onsets) are read at slope 1,
 so the frames around an attack keep their spacing and it is not smeared; the time this costs
-is taken up by the unprotected cells within a reach, so the map stays close to the requested
-one everywhere.
+is taken up by the unprotected cells within a reach (:func:`local_map`), so the map stays close
+to the requested one everywhere. Everything here is local (a cell depends on the cells within
+``2 reach``), so a stream can be stretched with a bounded look-ahead; the running sums and the
+end of the map are the engine's (:mod:`pvrnn.effects.engine`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import torch.nn.functional as F
 
 from ..errors import PvrnnError, check_positive, fail
 
-__all__ = ["Factor", "factor_knots", "flatten_curve", "stretch_map", "read_positions"]
+__all__ = ["Factor", "factor_knots", "flatten_curve", "local_map", "FIXED", "MAX_OUTPUT"]
 
 Factor = Union[float, torch.Tensor, Sequence[float], Callable[[torch.Tensor], Any]]
+
+#: Knot times are kept in fixed point, in units of ``1 / FIXED`` samples (int64): their running
+#: sums are exact, so the map does not depend on how a stream was cut into blocks.
+FIXED = 1 << 20
+#: The longest output (samples) the fixed-point map can hold with room to spare.
+MAX_OUTPUT = 1 << 40
 
 #: Unprotected cells keep at least this fraction of their ideal output duration.
 _MIN_SLOPE = 0.25
@@ -79,35 +87,41 @@ def factor_knots(
     return torch.cat([curve, curve[:, -1:]], dim=-1)
 
 
-def stretch_map(
-    knots: torch.Tensor, n: int, hop: int, protected: torch.Tensor, reach: int
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Input knot times ``(G + 1,)`` and output knot times ``(B, G + 1)`` (float64), and length.
+def local_map(
+    ideal: torch.Tensor, length: torch.Tensor, protected: torch.Tensor, reach: int,
+    missing_before: int, missing_after: int, protect: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output duration of cells and its lower bound, from the cells ``2 reach`` around them.
 
-    Cell ``g`` spans input ``[g hop, (g + 1) hop]`` (the last one ends at ``n``) and would
-    ideally last ``hop * mean factor`` in the output. Protected cells (sharp onsets) last
-    exactly their input duration (slope 1); the time they give up (or take) is spread over
-    the unprotected cells within ``reach`` cells (a triangular kernel), so the map stays close
-    to the ideal one everywhere and onsets land near where the requested map puts them.
+    The arrays ``(rows, C)`` hold cells ``[c0 - 2 reach, c1 + 2 reach)`` of the map, less the
+    ``missing_before`` / ``missing_after`` cells that do not exist (before the start, past
+    the end: zero). Cell ``g`` spans ``length[g]`` input samples and would ideally last
+    ``ideal[g]`` (samples, the factor's integral over it). Protected cells (sharp onsets)
+    last exactly their input duration (slope 1); the time they give up (or take) is spread
+    over the unprotected cells within ``reach`` cells (a triangular kernel), so the map stays
+    close to the ideal one and onsets land near where the requested map puts them.
+
+    Returns ``(duration, lowest)`` of cells ``[c0, c1)``, float64 ``(rows, c1 - c0)``: the
+    spread duration, which may be negative where many onsets crowd together, and the least
+    each cell may last (its input duration when protected, else ``_MIN_SLOPE`` of its ideal):
+    the engine's running map follows the spread one wherever it can
+    (:class:`pvrnn.effects.engine.StretchEngine`).
     """
-    n_cells = knots.shape[-1] - 1
-    device = knots.device
-    t_in = torch.clamp(torch.arange(n_cells + 1, dtype=torch.float64, device=device) * hop, max=n)
-    length = t_in[1:] - t_in[:-1]  # (G,)
-    ideal = length * 0.5 * (knots[:, 1:] + knots[:, :-1])  # (B, G) ideal output per cell
-    total = ideal.sum(-1)  # (B,)
-    out_len = int(torch.round(total[0]).item())
-    if knots.shape[0] > 1:
-        totals = torch.round(total)
-        if not bool((totals == totals[0]).all()):
-            raise fail("factor", "a batch of curves", "curves giving every item the same output "
-                       f"duration (got {int(totals.min())} to {int(totals.max())} samples)")
-    b = max(protected.shape[0], ideal.shape[0])
-    ideal = ideal.expand(b, n_cells)
-    protected = protected.expand(b, n_cells)
-    free = (~protected).to(torch.float64)
+    rows = max(ideal.shape[0], protected.shape[0])
+    ideal = F.pad(ideal.expand(rows, -1), (missing_before, missing_after))
+    length = F.pad(length.expand(rows, -1), (missing_before, missing_after))
+    protected = F.pad(protected.expand(rows, -1), (missing_before, missing_after))
+    r2 = 2 * reach
+    middle = slice(r2, ideal.shape[1] - r2)
+    if not protect:
+        cells = ideal[:, middle]
+        return cells, _MIN_SLOPE * cells
+    exists = F.pad(torch.ones(rows, ideal.shape[1] - missing_before - missing_after,
+                              dtype=torch.float64, device=ideal.device),
+                   (missing_before, missing_after))
+    free = exists * (~protected).to(torch.float64)
     debt = torch.where(protected, ideal - length, 0.0)  # output time protected cells give up
-    ramp = torch.arange(-reach, reach + 1, dtype=torch.float64, device=device)
+    ramp = torch.arange(-reach, reach + 1, dtype=torch.float64, device=ideal.device)
     kernel = (reach + 1 - ramp.abs()).reshape(1, 1, -1)
 
     def smooth(x: torch.Tensor) -> torch.Tensor:
@@ -115,27 +129,10 @@ def stretch_map(
 
     norm = smooth(free)
     share = torch.where(norm > 0, debt / norm.clamp_min(1e-300), 0.0)
-    spread = (ideal + free * smooth(share)).clamp_min(_MIN_SLOPE * ideal)
-    cell_out = torch.where(protected, length, spread)
-    t_out = F.pad(torch.cumsum(cell_out, -1), (1, 0))
-    # Exact total: whatever could not be spread nearby (or was clamped) is spread evenly.
-    t_out = t_out * (out_len / t_out[:, -1:])
-    return t_in, t_out, out_len
-
-
-def read_positions(
-    t_in: torch.Tensor, t_out: torch.Tensor, hop: int, n_frames: int, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input position (samples, long) and cell index of each output frame ``(B, n_frames)``."""
-    b = t_out.shape[0]
-    times = torch.arange(n_frames, dtype=torch.float64, device=t_out.device) * hop
-    times = times.expand(b, n_frames).contiguous()
-    cell = torch.searchsorted(t_out.contiguous(), times, right=True) - 1
-    cell = cell.clamp(0, t_out.shape[-1] - 2)
-    o0, o1 = t_out.gather(1, cell), t_out.gather(1, cell + 1)
-    frac = torch.where(o1 > o0, (times - o0) / (o1 - o0).clamp_min(1e-300), 0.0).clamp(0, 1)
-    tau = t_in[cell] + frac * (t_in[cell + 1] - t_in[cell])
-    return torch.round(tau).to(torch.int64).clamp(0, n), cell
+    spread = ideal + free * smooth(share)
+    cells = torch.where(protected, length, spread)[:, middle]
+    lowest = torch.where(protected, length, _MIN_SLOPE * ideal)[:, middle]
+    return cells, lowest
 
 
 def flatten_curve(factor: Any, batch: torch.Size, n: int, hop: int) -> Any:
