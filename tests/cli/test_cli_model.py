@@ -32,7 +32,11 @@ def trained(tmp_path_factory):
     result = pvrnn_command("train", "sine.wav", "-o", "sine.pt", "--preset", "sine",
                            "--epochs", "3", "--hidden-size", "16", "--seed", "1", cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert "wrote sine.pt: 3 epochs" in result.stdout
+    assert "wrote sine.pt: 3 epochs, kept epoch" in result.stdout
+    history = pvrnn.SoundModel.load(folder / "sine.pt", device="cpu").history
+    best = history["best_epoch"]  # the printed loss is the kept epoch's, not the last one's
+    assert f"kept epoch {best} (validation loss {history['val_loss'][best - 1]:.4g})" in \
+        result.stdout
     return folder / "sine.pt", folder
 
 
@@ -43,6 +47,10 @@ def test_train_writes_a_loadable_model(trained):
     assert model.history["epoch"] == [1, 2, 3]
     assert model.training_settings["seed"] == 1
     assert not list(path.parent.glob("*.tmp"))
+    from pvrnn.model.log import read_log
+
+    rows = [r for r in read_log(path.with_suffix(".csv")) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # the log beside the model
 
 
 def test_generate_writes_the_wav(trained):
@@ -71,6 +79,9 @@ def test_generate_writes_the_wav(trained):
     (["train", "{wav}", "-o", "{existing}"], "exists"),
     (["train", "{wav}", "-o", "{new_model}", "--resume"], "resume"),
     (["train", "{wav}", "-o", "{new_model}", "--epochs", "0"], "epochs="),
+    (["train", "{wav}", "-o", "{new_model}", "--nproc", "512"], "nproc=512"),
+    (["train", "{wav}", "-o", "{new_model}", "--patience", "0"], "patience="),
+    (["train", "{folder}/missing.wav", "-o", "{new_model}"], "missing.wav"),
 ])
 def test_bad_input_is_one_line_and_exit_1(trained, capsys, args, match):
     path, folder = trained
