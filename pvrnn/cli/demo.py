@@ -1,8 +1,9 @@
 """``pvrnn demo``: the main job, end to end, on a bundled example.
 
-Train the clarinet preset on the bundled clarinet for a small fixed budget, generate a few
-seconds with and without reset frames, and write ``demo-out/``: the WAVs, a spectrogram of
-original vs generated, the model file and a summary of the measured pitch drift.
+Learn a bundled recording with the defaults of ``SoundModel()`` (full band, phase-coherent
+resynthesis), generate a few seconds, and write ``demo-out/``: the generated audio, original
+and generated spectrograms side by side (full band), the model file and a summary of what was
+measured against the recording (timbre, coherence, vibrato, pitch, speed).
 """
 
 from __future__ import annotations
@@ -19,115 +20,108 @@ from .main import add_command, progress_enabled
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers, "demo", run,
-        help="train on a bundled recording and generate from it (the main job)",
-        description="Train the clarinet preset on the bundled clarinet for a small fixed "
-                    "budget, generate a few seconds with reset frames (and without, to show "
-                    "the drift they stop), and write the audio, a spectrogram of original vs "
-                    "generated, the model and a summary of the measured pitch drift.",
-        example="pvrnn demo --out demo-out",
+        help="learn a bundled recording and generate from it (the main job)",
+        description="Learn a bundled recording (default: an oboe with vibrato) with the "
+                    "defaults of SoundModel(), generate a few seconds, and write the audio, "
+                    "original and generated spectrograms side by side, the model and a "
+                    "summary of the measured timbre, coherence, vibrato and pitch.",
+        example="pvrnn demo --out demo-out\n"
+                "  pvrnn demo --example cello --seconds 8\n"
+                "  pvrnn demo --example clarinet --preset clarinet   # the blog's settings",
     )
     parser.add_argument("--out", default="demo-out", help="folder for the results")
-    parser.add_argument("--example", default="clarinet",
-                        help="bundled recording: clarinet, piano, clarinet_phrase, piano_phrase")
-    parser.add_argument("--preset", default="clarinet", help="model preset: sine, clarinet, piano")
-    parser.add_argument("--epochs", type=int, default=300, help="training epochs")
+    parser.add_argument("--example", default="oboe",
+                        help="bundled recording (see pvrnn.examples.names()); default oboe")
+    parser.add_argument("--preset", default=None,
+                        help="the blog's settings (sine, clarinet, piano) instead of the defaults")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: "
+                        "the model's)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds to generate")
-    parser.add_argument("--reset-every", type=float, default=0.25,
-                        help="seconds between reset frames in the main output")
-    parser.add_argument("--variance-scale", type=float, default=0.5,
+    parser.add_argument("--variance-scale", type=float, default=1.0,
                         help="multiplies the model's variance when sampling")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and generation")
-
-
-def _drift_summary(audio, sample_rate: float, reference: float) -> tuple[float, float, float]:
-    """(median |drift|, 95th-percentile |drift| in cents, voiced fraction) against reference."""
-    from ..metrics import pitch_drift_cents
-
-    drift = pitch_drift_cents(audio, sample_rate, reference=reference)
-    voiced = drift[~drift.isnan()].abs()
-    if voiced.numel() == 0:
-        return math.nan, math.nan, 0.0
-    return (float(voiced.median()), float(voiced.quantile(0.95)),
-            voiced.numel() / drift.numel())
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import examples
+    from ..errors import PvrnnError
     from ..io import save_audio
-    from ..metrics import estimate_f0, log_spectral_distance
+    from ..metrics import consistency, estimate_f0, mean_spectrum_distance, partial_noise, vibrato
     from ..model.sound_model import SoundModel
 
+    if args.example not in examples.names():
+        raise PvrnnError(f"--example={args.example!r}: expected one of "
+                         + ", ".join(examples.names()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     audio, sample_rate = examples.load(args.example)
-    model = SoundModel.from_preset(args.preset)
+    model = SoundModel() if args.preset is None else SoundModel.from_preset(args.preset)
     show = progress_enabled()
 
-    # A 2x100 LSTM on ~1000 frames gains nothing from intra-op threads; on a busy 2-core
-    # machine two threads measured 13x slower than one (1.6 s vs 0.125 s per epoch).
+    # Small recurrent steps gain nothing from intra-op threads; on a busy 2-core machine two
+    # threads measured 13x slower than one.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    start = time.perf_counter()
-    history = model.fit(audio, sample_rate=sample_rate, epochs=args.epochs, seed=args.seed,
-                        progress=show)
-    trained = time.perf_counter() - start
-    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        model.fit(audio, sample_rate=sample_rate, epochs=args.epochs, seed=args.seed,
+                  progress=show)
+        trained = time.perf_counter() - start
+        n_frames = 1 + math.ceil(args.seconds * sample_rate / model.config.hop_length)
+        start = time.perf_counter()
+        frames = model.generate_frames(n_frames, variance_scale=args.variance_scale,
+                                       seed=args.seed, progress=show)
+        generated = model.synthesize(frames)[..., : round(args.seconds * sample_rate)]
+        generated_seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
 
-    start = time.perf_counter()
-    generated = model.generate(seconds=args.seconds, reset_every=args.reset_every,
-                               variance_scale=args.variance_scale, seed=args.seed, progress=show)
-    generated_seconds = time.perf_counter() - start
-    drifting = model.generate(seconds=args.seconds, reset_every=None,
-                              variance_scale=args.variance_scale, seed=args.seed)
-
-    # Pitch reference: the recording's own median f0 (it is not exactly at a nominal pitch).
+    half = audio.shape[-1] // 2
     f0 = estimate_f0(audio, sample_rate)
-    reference = float(f0[~f0.isnan()].median()) if bool((~f0.isnan()).any()) else math.nan
-    with_resets = _drift_summary(generated, sample_rate, reference)
-    without = _drift_summary(drifting, sample_rate, reference)
-    n = min(audio.shape[-1], generated.shape[-1])
-    lsd = float(log_spectral_distance(audio[:n], generated[:n]))
-    # The model sees only the lowest n_partials bins: compare with the original band-limited
-    # the same way too (analysed, cut to those bins, resynthesized).
-    vocoder = model.vocoder.to(audio.device)
-    limited = vocoder.synthesize(vocoder.analyze(audio).partials(model.config.n_partials),
-                                 length=audio.shape[-1])
-    lsd_band = float(log_spectral_distance(limited[:n], generated[:n]))
-    band_hz = model.config.n_partials * sample_rate / model.config.n_fft
-
-    peak = float(torch.cat([generated.abs(), drifting.abs()]).max())
-    gain = 1.0 if peak <= 0.99 else 0.99 / peak  # never clip: scale both the same way
-    files = {
-        "generated.wav": generated * gain,
-        "generated_no_resets.wav": drifting * gain,
-    }
-    for name, signal in files.items():
-        save_audio(out / name, signal, sample_rate)
-    model.save(out / f"{args.preset}.pt")
-    picture = _spectrogram_png(out / "spectrogram.png", audio, generated, sample_rate)
-
-    # Held-out NLL on the last 0.3 s of one note says little (it rises while the generated
-    # note improves; see notebooks/05), so the summary reports what is heard instead.
+    pitched = bool((~f0.isnan()).float().mean() > 0.5)
+    top = model.config.n_partials * sample_rate / model.config.n_fft
+    timbre = float(mean_spectrum_distance(audio, generated))
+    own = float(mean_spectrum_distance(audio[:half], audio[half:]))
+    coherence = float(consistency(frames, model.synthesize(frames)))
     lines = [
-        f"pvrnn demo: preset {args.preset!r} on the bundled {args.example!r} "
-        f"({audio.shape[-1] / sample_rate:.2f} s at {sample_rate} Hz)",
-        f"training: {args.epochs} epochs in {trained:.1f} s; final train NLL "
-        f"{history['train_loss'][-1]:.2f} nats/frame",
+        f"pvrnn demo: {'preset ' + repr(args.preset) if args.preset else 'SoundModel()'} on "
+        f"the bundled {args.example!r} ({audio.shape[-1] / sample_rate:.2f} s at "
+        f"{sample_rate} Hz)",
+        f"settings chosen: n_fft {model.config.n_fft}, hop {model.config.hop_length}, "
+        f"{model.config.n_partials} bins (up to {top:.0f} Hz), BPTT window "
+        f"{model.config.seq_length} frames",
+        f"training: {len(model.history['epoch'])} epochs in {trained:.1f} s",
         f"generation: {args.seconds:g} s in {generated_seconds:.2f} s "
         f"({args.seconds / generated_seconds:.0f}x real time), variance_scale "
         f"{args.variance_scale:g}, seed {args.seed}",
-        f"original median f0: {reference:.2f} Hz",
-        f"pitch drift with resets every {args.reset_every:g} s: median {with_resets[0]:.1f} "
-        f"cents, 95th percentile {with_resets[1]:.1f} cents ({with_resets[2]:.0%} voiced)",
-        f"pitch drift without resets:       median {without[0]:.1f} cents, 95th percentile "
-        f"{without[1]:.1f} cents ({without[2]:.0%} voiced)",
-        f"log-spectral distance to the original over {n / sample_rate:.2f} s: {lsd:.2f} dB "
-        f"(full band); {lsd_band:.2f} dB to the original band-limited to the "
-        f"{model.config.n_partials} modelled bins (< {band_hz:.0f} Hz)",
-        "files: " + ", ".join([*files, f"{args.preset}.pt"] + ([picture] if picture else [])),
+        f"timbre: mean-spectrum distance to the original {timbre:.2f} dB (the recording's "
+        f"halves against each other: {own:.2f} dB)",
+        f"coherence: consistency of the generated frames {coherence:.1f} dB",
     ]
+    if pitched:
+        reference = float(f0.nanmedian())
+        f0_gen = float(estimate_f0(generated, sample_rate).nanmedian())
+        rate_o, extent_o = vibrato(audio, sample_rate)
+        rate_g, extent_g = vibrato(generated, sample_rate)
+        lines += [
+            f"pitch: original {reference:.2f} Hz, generated {f0_gen:.2f} Hz "
+            f"({1200 * math.log2(f0_gen / reference):+.1f} cents)",
+            f"vibrato: original {float(rate_o):.2f} Hz +-{float(extent_o):.1f} cents, "
+            f"generated {float(rate_g):.2f} Hz +-{float(extent_g):.1f} cents",
+            f"noise between partials: original "
+            f"{float(partial_noise(audio, sample_rate, f0=reference)):.1f} dB, generated "
+            f"{float(partial_noise(generated, sample_rate, f0=reference)):.1f} dB",
+        ]
+    peak = float(generated.abs().max())
+    gain = 1.0 if peak <= 0.99 else 0.99 / peak  # never clip
+    save_audio(out / "generated.wav", generated * gain, sample_rate)
+    save_audio(out / "original.wav", audio, sample_rate)
+    model.save(out / "model.pt")
+    picture = _spectrogram_png(out / "spectrogram.png", audio, generated, sample_rate)
+    lines.append("files: " + ", ".join(["original.wav", "generated.wav", "model.pt"]
+                                       + ([picture] if picture else [])))
     summary = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(summary)
     print(summary, end="")
@@ -146,8 +140,8 @@ def _spectrogram_png(path: Path, original, generated, sample_rate: float) -> str
         return None
     figure = compare_spectrograms(
         [original, generated], sample_rate=sample_rate,
-        titles=["original", "generated (with resets)"], n_fft=1024, hop_length=256,
-        fmax=min(6000.0, sample_rate / 2),
+        titles=["original", "generated: SoundModel() defaults, phase-locked"],
+        n_fft=2048, hop_length=256,
     )
     partial = path.with_name(f".{path.name}.tmp")
     figure.savefig(partial, dpi=100, format="png")

@@ -19,7 +19,8 @@ from .codec import check_codec_settings
 from .dft import check_representation
 from .network import check_network_settings
 
-__all__ = ["SoundModelConfig", "PRESETS", "OPTIMIZERS", "TRAINING_FIELDS", "choose_n_fft"]
+__all__ = ["SoundModelConfig", "PRESETS", "OPTIMIZERS", "TRAINING_FIELDS", "choose_n_fft",
+           "auto_validation"]
 
 OPTIMIZERS = ("adagrad", "adam")
 
@@ -63,7 +64,13 @@ class SoundModelConfig:
         loss (``"mdn"``/``"mse"``), bottleneck (input embedding and low-rank head size, or
         ``None`` for none).
 
-    Training defaults (each overridable in :meth:`SoundModel.fit`):
+    Training defaults (each overridable in :meth:`SoundModel.fit`, but ``input_noise``):
+        input_noise (float): standard deviation (in the codec's normalised feature units) of
+            Gaussian noise added to the network's inputs while training, so that it learns to
+            continue from frames that are not exactly the recording's, as its own samples are
+            in generation (exposure bias). 0.3 by default; 0 in the presets. Measured on the
+            bundled cello: mean-spectrum distance 2.11 -> 1.53 dB, vibrato extent 1.5 -> 5.4
+            cents (original 6.3), consistency -13 -> -18 dB.
         epochs (int): passes over the training frames.
         seq_length (int, optional): frames per truncated-BPTT window; ``None``: about
             :data:`SEQ_SECONDS` of frames.
@@ -71,8 +78,15 @@ class SoundModelConfig:
         optimizer (str): ``"adam"`` (default) or ``"adagrad"`` (sound-rnn's).
         lr (float): learning rate.
         clip (float): maximum gradient norm.
-        validation (float): held-out fraction in ``[0, 0.5]``: of the sounds when there are
-            several (whole sounds), else of the one sound's frames (an interior stretch).
+        validation (float, optional): held-out fraction in ``[0, 0.5]``: of the sounds when
+            there are several (whole sounds), else of the one sound's frames (an interior
+            stretch); the weights of the best held-out epoch are kept. ``None`` (default):
+            :data:`AUTO_VALIDATION` of the sounds when there are at least
+            :data:`AUTO_VALIDATION_SOUNDS`, else nothing held out and the last epoch kept: the
+            held-out likelihood of one note is a poor guide to what is generated from it (it
+            rises as the model sharpens while the sound improves: on the bundled clarinet it
+            was best at epoch 8 of 150, whose generated frames had a consistency of -12 dB
+            against -41 dB for the last epoch's).
 
     Generation:
         prime_seconds (float): how much of the beginning of the training sound primes the
@@ -99,7 +113,8 @@ class SoundModelConfig:
     optimizer: str = "adam"
     lr: float = 2e-3
     clip: float = 5.0
-    validation: float = 0.1
+    validation: float | None = None
+    input_noise: float = 0.3
     prime_seconds: float = 0.5
 
     def __post_init__(self) -> None:
@@ -136,7 +151,13 @@ class SoundModelConfig:
         self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.lr = check_positive("lr", self.lr)
         self.clip = check_positive("clip", self.clip)
-        self.validation = _check_validation(self.validation)
+        if self.validation is not None:
+            self.validation = _check_validation(self.validation)
+        noise = self.input_noise
+        if not (isinstance(noise, numbers.Real) and not isinstance(noise, bool)
+                and math.isfinite(noise) and noise >= 0):
+            raise fail("input_noise", noise, "a standard deviation >= 0 (feature units)")
+        self.input_noise = float(noise)
         self.prime_seconds = check_positive("prime_seconds", self.prime_seconds)
         return self
 
@@ -216,6 +237,17 @@ class SoundModelConfig:
         return {key: getattr(checked, key) for key in TRAINING_FIELDS}
 
 
+#: Automatic validation: this fraction of the sounds, held out whole, when there are at least
+#: :data:`AUTO_VALIDATION_SOUNDS` sounds.
+AUTO_VALIDATION = 0.1
+AUTO_VALIDATION_SOUNDS = 3
+
+
+def auto_validation(n_sounds: int) -> float:
+    """The held-out fraction ``validation=None`` stands for, given the number of sounds."""
+    return AUTO_VALIDATION if n_sounds >= AUTO_VALIDATION_SOUNDS else 0.0
+
+
 #: The range of automatic FFT sizes, in seconds (powers of two in samples within it).
 N_FFT_RANGE = (2048 / 44100, 8192 / 44100)
 #: Automatic truncated-BPTT windows hold about this many seconds of frames.
@@ -289,7 +321,7 @@ def _check_validation(value: Any) -> float:
 #:   5.21 vs 5.24 dB, spectral flux 0.97 vs 0.86 of the original's) and on the piano (7.0 vs
 #:   7.5 dB, flux 1.5 vs 2.1).
 _BLOG = dict(optimizer="adagrad", lr=0.05, clip=5.0, bottleneck=None, cell="lstm", dropout=0.0,
-             loss="mdn", window="hann", validation=0.1)
+             loss="mdn", window="hann", validation=0.1, input_noise=0.0)
 PRESETS: dict[str, dict[str, Any]] = {
     "sine": dict(
         n_fft=512, hop_length=128, n_partials=10, hidden_size=100, num_layers=1,

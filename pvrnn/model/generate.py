@@ -193,8 +193,11 @@ def generate_frames(
             interpolation); a callable receives the frames' times in seconds (a float64
             tensor; a function of a float is also accepted) and returns the values.
         reset_every (float, optional): seconds between resets: every so often the generated
-            frame is replaced by a middle frame chosen at random (from ``seed``), and that
-            frame, re-encoded, is also the network's next input. Stops the drift of delta mode.
+            frame is replaced by a frame from around the primer's middle, which is also the
+            network's next input. In absolute mode it is the frame that best continues the
+            last two generated ones (:func:`~pvrnn.model.sample.nearest_continuation`), so a
+            reset pulls the sound back to the recording without cutting a vibrato or a level;
+            in delta mode (the blog's remedy for drift) a frame chosen at random (``seed``).
         rate (float): speed of change, > 0: each output frame advances ``rate`` generated
             frames (0.5 evolves half as fast, pitch unchanged), by linear interpolation of the
             natively generated frames (in delta mode: the decoded deltas scaled by ``rate``).
@@ -236,8 +239,10 @@ def generate_frames(
         raise fail("prime", prime, "at least 2 frames to prime on (delta mode)")
     start = prime[-1].to(device)
 
-    reset_features = resets = None
-    if every is not None:  # reset frames: drawn at random (seeded) from around the middle
+    reset_features = resets = pool = None
+    if every is not None and codec.mode == "absolute":  # the nearest continuation
+        pool = codec.encode(middle_frames.to(device))
+    elif every is not None:  # delta mode: reset frames drawn at random (seeded) from the middle
         candidates = middle_frames[1:].to(device)
         middle_features = codec.encode(middle_frames.to(device))
         if codec.mode == "absolute":
@@ -252,7 +257,7 @@ def generate_frames(
     generator = torch.Generator(device=device).manual_seed(seed)
     sampler = Sampler.for_network(net, generator=generator, **sampler_options)
     out = sampler.generate(net, features_prime, n_native, batch, std_scale, reset_features,
-                           every, progress)
+                           every, progress, reset_pool=pool)
     with torch.no_grad():
         if codec.mode == "delta" and every is not None:
             frames = codec.decode(out, start=start, reset_every=every, reset_frames=resets)

@@ -9,6 +9,7 @@ component whose mean is the prediction, trained by mean squared error.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Union
 
@@ -87,6 +88,8 @@ class SpectralRNN(nn.Module):
             this many dimensions (a low-rank head). For full-band frames (thousands of
             features) this cuts the cost of a step several times (see
             :data:`pvrnn.SoundModelConfig`).
+        input_noise (float): standard deviation of Gaussian noise added to the input features
+            in training mode (none in eval mode), against exposure bias.
 
     Shapes: ``x`` is ``(batch, time, F)`` (or unbatched ``(time, F)``); the mixture's tensors
     are ``(batch, time, C)`` and ``(batch, time, C, F)``.
@@ -108,6 +111,7 @@ class SpectralRNN(nn.Module):
         loss: str = "mdn",
         min_variance: float = DEFAULT_MIN_VARIANCE,
         bottleneck: int | None = None,
+        input_noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_features = check_int("n_features", n_features, low=1)
@@ -118,6 +122,10 @@ class SpectralRNN(nn.Module):
         self.loss_kind, self.dropout = checked["loss"], checked["dropout"]
         self.min_variance = float(min_variance)
         self.bottleneck = checked["bottleneck"]
+        noise_ok = isinstance(input_noise, numbers.Real) and not isinstance(input_noise, bool)
+        if not noise_ok or not (math.isfinite(input_noise) and input_noise >= 0):
+            raise fail("input_noise", input_noise, "a standard deviation >= 0")
+        self.input_noise = float(input_noise)
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "tcn": TemporalConvNet}[self.cell]
         inner = self.n_features if self.bottleneck is None else self.bottleneck
         # A bottleneck: a linear embedding of the input frame and a low-rank head. For full-band
@@ -187,6 +195,8 @@ class SpectralRNN(nn.Module):
 
     def raw(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Unchecked forward: head output ``(..., time, C, 1 + 2F)``; mse ``(..., time, 1, F)``."""
+        if self.training and self.input_noise > 0:  # learn to continue from imperfect frames
+            x = x + self.input_noise * torch.randn_like(x)
         if self.embed is not None:
             x = self.embed(x)
         hidden, state = self.rnn(x, state)  # (batch, time, hidden)
@@ -235,6 +245,7 @@ class SpectralRNN(nn.Module):
             n_features=self.n_features, hidden_size=self.hidden_size, num_layers=self.num_layers,
             n_components=self.n_components, cell=self.cell, dropout=self.dropout,
             loss=self.loss_kind, min_variance=self.min_variance, bottleneck=self.bottleneck,
+            input_noise=self.input_noise,
         )
 
 
@@ -266,6 +277,7 @@ class Stepper:
         self.weight_t = net.head.weight.t()
         self.bias = net.head.bias
         self.project_t = None if net.project is None else net.project.weight.t()
+        self.embed_t = None if net.embed is None else net.embed.weight.t()
         self.shape = (net.n_components, -1)
 
     def prime(self, x: torch.Tensor, batch: int | None = None) -> torch.Tensor:
@@ -291,8 +303,8 @@ class Stepper:
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on ``x`` ``(batch, F)``; returns the head output ``(batch, C, P)``."""
-        if self.net.embed is not None:
-            x = torch.addmm(self.net.embed.bias, x, self.net.embed.weight.t())
+        if self.embed_t is not None:
+            x = torch.addmm(self.net.embed.bias, x, self.embed_t)
         if not self.cells:
             hidden, self.state = self.net.rnn(x.unsqueeze(1), self.state)
             hidden = hidden[:, 0]

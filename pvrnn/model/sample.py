@@ -39,6 +39,16 @@ def gumbel_noise(uniform: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(uniform.clamp(tiny, 1.0 - eps)))
 
 
+def nearest_continuation(pool: torch.Tensor, previous: torch.Tensor,
+                         current: torch.Tensor) -> torch.Tensor:
+    """The frame of ``pool`` ``(M, F)`` whose predecessor and itself are nearest to
+    ``(previous, current)`` ``(batch, F)`` each: ``(batch, F)`` rows of ``pool[1:]``."""
+    pairs = torch.cat([pool[:-1], pool[1:]], dim=-1)  # (M - 1, 2F)
+    query = torch.cat([previous, current], dim=-1)  # (batch, 2F)
+    distance = pairs.square().sum(-1) - 2 * query @ pairs.T  # |q|^2 is the same for all
+    return pool[1:][distance.argmin(-1)]
+
+
 class Sampler:
     """Draws one feature vector per leading index from mixtures of ``C`` diagonal Gaussians.
 
@@ -171,6 +181,7 @@ class Sampler:
         reset_features: torch.Tensor | None = None,
         reset_every: int | None = None,
         progress: bool = False,
+        reset_pool: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Prime ``net``, then sample ``n_steps`` feature rows, one network step at a time.
 
@@ -188,6 +199,11 @@ class Sampler:
             reset_features: ``(batch, n_steps // reset_every, F)`` rows that replace every
                 ``reset_every``-th generated row (and are the network's next input).
             reset_every: steps between resets, or ``None``.
+            reset_pool: ``(M, F)`` consecutive frames of a sound to reset to instead (absolute
+                features): at a reset the generated row is replaced by the pool frame whose
+                predecessor and itself are nearest (Euclidean) to the last two generated rows,
+                so the reset continues where the sound is (same level, same point and
+                direction of a vibrato) instead of cutting it.
             progress: show a tqdm bar on stderr.
 
         Returns:
@@ -217,7 +233,10 @@ class Sampler:
                     y = self.pick(last[..., 0], last[..., offset:], None if g is None else g[j],
                                   noise[j], out=out[i])
                     if reset_every is not None and (i + 1) % reset_every == 0:
-                        y.copy_(reset_features[:, (i + 1) // reset_every - 1])
+                        if reset_pool is None:
+                            y.copy_(reset_features[:, (i + 1) // reset_every - 1])
+                        else:
+                            y.copy_(nearest_continuation(reset_pool, out[max(i - 1, 0)], y))
                     if i + 1 < n_steps:
                         last = stepper.step(y)
                 bar.update(n_steps - bar.n)

@@ -22,7 +22,7 @@ from ..errors import PvrnnError, check_choice, check_int, check_positive, fail
 from . import checkpoint as files
 from . import distributed
 from .codec import FrameCodec
-from .config import PRESETS, SoundModelConfig
+from .config import PRESETS, SoundModelConfig, auto_validation
 from .corpus import as_corpus, frame_counts
 from .data import Source, analyze_sources, first_source, reference
 from .dft import DFTCodec
@@ -93,7 +93,7 @@ class SoundModel:
         self.network = SpectralRNN(
             self.codec.n_features, hidden_size=c.hidden_size, num_layers=c.num_layers,
             n_components=c.n_components, cell=c.cell, dropout=c.dropout, loss=c.loss,
-            bottleneck=c.bottleneck,
+            bottleneck=c.bottleneck, input_noise=c.input_noise,
         ).eval()
         self._vocoder = None
 
@@ -255,6 +255,8 @@ class SoundModel:
             frames = corpus.prepare(self.config, shard=(context.rank, context.world),
                                     barrier=distributed.barrier,
                                     expected_rate=self.sample_rate if resume else None)
+        if settings["validation"] is None:  # automatic: whole sounds, when there are enough
+            settings["validation"] = auto_validation(len(frame_counts(frames)))
         if resume:
             saved = files.check_resume(data, settings, frame_counts(frames), checkpoint)
         else:
@@ -289,8 +291,9 @@ class SoundModel:
             variance_scale (float, Tensor or callable): multiplies every sampled frame's
                 variance (0: the chosen component's mean); one value per generated frame as a
                 tensor ``(n_frames,)`` or ``(batch, n_frames)``, or a callable of time (s).
-            reset_every (float, optional): seconds between resets to a random frame from
-                around the primer's middle (the blog's remedy for delta-mode drift).
+            reset_every (float, optional): seconds between resets to a frame from around
+                the primer's middle: the one that best continues the sound in absolute mode
+                (no cut in a vibrato), a random one in delta mode (the blog's remedy).
             rate (float): speed of change, > 0 (model-based time-stretch, pitch unchanged).
             prime: ``None`` or an int (a training sound's beginning), mono audio ``(time,)``
                 at the model's sample rate (analysed as training sources are), or Frames.

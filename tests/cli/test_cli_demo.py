@@ -17,11 +17,11 @@ def test_demo_writes_audio_picture_model_and_summary(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    for name in ("generated.wav", "generated_no_resets.wav", "clarinet.pt", "spectrogram.png",
-                 "summary.txt"):
+    for name in ("generated.wav", "original.wav", "model.pt", "spectrogram.png", "summary.txt"):
         assert (out / name).stat().st_size > 0, name
     summary = (out / "summary.txt").read_text()
-    assert "pitch drift with resets" in summary and "cents" in summary
+    assert "timbre" in summary and "coherence" in summary and "vibrato" in summary
+    assert "SoundModel()" in summary and "1025 bins" in summary  # the defaults, full band
     assert summary in result.stdout
     import pvrnn
 

@@ -107,3 +107,37 @@ def test_saved_model_keeps_the_resolved_settings(default_model, tmp_path):
     loaded = SoundModel.load(tmp_path / "m.pt", device="cpu")
     assert loaded.config == model.config
     torch.testing.assert_close(loaded.generate(0.2, seed=1), model.generate(0.2, seed=1))
+
+
+def test_automatic_validation_holds_out_whole_sounds_only_when_there_are_enough():
+    from pvrnn.model.config import AUTO_VALIDATION, auto_validation
+
+    assert auto_validation(1) == auto_validation(2) == 0.0
+    assert auto_validation(3) == auto_validation(50) == AUTO_VALIDATION
+    tone = _harmonic(220.0, 0.6)
+    one = SoundModel(n_fft=512, hidden_size=8, bottleneck=None, epochs=2)
+    history = one.fit(tone, sample_rate=SR, progress=False, device="cpu")
+    assert history["val_loss"] == [None, None] and history["best_epoch"] == 2  # the last
+    assert one.training_settings["validation"] == 0.0
+    many = SoundModel(n_fft=512, hidden_size=8, bottleneck=None, epochs=2)
+    history = many.fit([tone, 0.5 * tone, _harmonic(330.0, 0.6)], sample_rate=SR,
+                       progress=False, device="cpu")
+    assert all(v is not None for v in history["val_loss"])
+    assert many.training_settings["validation"] == AUTO_VALIDATION
+
+
+def test_input_noise_only_in_training_mode():
+    from pvrnn import SpectralRNN
+
+    net = SpectralRNN(6, hidden_size=8, num_layers=1, n_components=1, input_noise=0.5)
+    x = torch.randn(2, 5, 6)
+    net.eval()
+    torch.testing.assert_close(net.raw(x)[0], net.raw(x)[0])
+    net.train()
+    assert not torch.allclose(net.raw(x)[0], net.raw(x)[0])
+    assert SpectralRNN(**net.config()).input_noise == 0.5
+    for bad in (-0.1, float("nan"), "0.3", True):
+        with pytest.raises(PvrnnError, match="input_noise"):
+            SpectralRNN(6, input_noise=bad)
+        with pytest.raises(PvrnnError, match="input_noise"):
+            SoundModelConfig(input_noise=bad)

@@ -122,3 +122,44 @@ def test_per_feature_std_scale():
 def test_bad_sampler_settings(kwargs, match):
     with pytest.raises(PvrnnError, match=match):
         Sampler(3, 4, **kwargs)
+
+
+def test_nearest_continuation_picks_the_frame_that_continues_both_rows():
+    from pvrnn.model.sample import nearest_continuation
+
+    t = torch.arange(40, dtype=torch.float32)
+    pool = torch.stack([torch.sin(t / 3), torch.cos(t / 3)], dim=-1)  # a circle: a "vibrato"
+    # the generated sound is at pool[10] -> pool[11]: continue with pool[11], not pool[9]
+    # (the same point on the way back has the same value but the other direction)
+    picked = nearest_continuation(pool, pool[10:11] + 0.01, pool[11:12] - 0.01)
+    torch.testing.assert_close(picked, pool[11:12])
+    batch = nearest_continuation(pool, pool[[3, 20]], pool[[4, 21]])
+    torch.testing.assert_close(batch, pool[[4, 21]])
+
+
+def test_resets_continue_a_vibrato_instead_of_cutting_it():
+    """Absolute mode: a reset frame is the pool frame nearest to where the sound is."""
+    from pvrnn.model.network import SpectralRNN
+    from pvrnn.model.sample import Sampler, nearest_continuation
+
+    torch.manual_seed(0)
+    net = SpectralRNN(2, hidden_size=4, num_layers=1, n_components=1).eval()
+    t = torch.arange(64, dtype=torch.float32)
+    pool = torch.stack([torch.sin(t / 4), torch.cos(t / 4)], dim=-1)
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(net, pool[:5], 24, 2, torch.zeros(24, 1, 1), None, 6,
+                           reset_pool=pool)
+    resets = out[:, 5::6]  # rows 6, 12, ... (1-based) are resets
+    for b in range(2):
+        for j, row in enumerate(resets[b]):
+            i = 6 * (j + 1) - 1
+            expected = nearest_continuation(pool, out[b, i - 1 : i], sampler_mean_row(
+                net, out[b, :i], pool[:5]))
+            torch.testing.assert_close(row.unsqueeze(0), expected)
+
+
+def sampler_mean_row(net, history, prime):
+    """The network's mean prediction after ``prime`` then ``history`` (variance 0)."""
+    with torch.no_grad():
+        mixture, _ = net(torch.cat([prime, history]).unsqueeze(0))
+    return mixture.means[0, -1, 0].unsqueeze(0)
