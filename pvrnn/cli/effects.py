@@ -4,6 +4,9 @@ Each command reads any audio file soundfile knows (``-`` reads stdin), keeps its
 writes WAV/FLAC/OGG by suffix (``-`` writes WAV to stdout) atomically, refuses to overwrite
 its input or an existing file without ``--force``, shows a progress bar on long input when
 stderr is a terminal, and exits with status 1 and a one-line reason on bad input.
+``stretch`` and ``pitch`` from a file to a file stream (:class:`pvrnn.io.AudioReader` ->
+the effects' engine -> :class:`pvrnn.io.AudioWriter`): memory stays bounded however long the
+file, and the result is the in-memory one.
 """
 
 from __future__ import annotations
@@ -138,21 +141,81 @@ def _progress(audio, sample_rate: float) -> bool:
 
 
 # -- commands -----------------------------------------------------------------------------------
+def _streaming(args: argparse.Namespace) -> bool:
+    """Files on both ends stream (bounded memory); stdin and stdout go through memory."""
+    return args.input != "-" and args.output != "-"
+
+
+def _stream_file(command: str, args: argparse.Namespace, reader, stream) -> int:
+    """Feed ``reader``'s blocks to ``stream`` (``feed`` / ``finish``) and write the result
+    atomically, scaled down (and saying so) rather than clipped; a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from ..io import AudioWriter
+
+    seconds = reader.frames / reader.sample_rate
+    bar = None
+    if progress_enabled() and seconds >= PROGRESS_SECONDS:
+        bar = tqdm(total=reader.frames, desc=command, unit="sample", unit_scale=True,
+                   file=sys.stderr, leave=False)
+    with AudioWriter(args.output, reader.sample_rate, reader.channels) as writer:
+        for block in reader.blocks():
+            writer.write(stream.feed(block))
+            if bar is not None:
+                bar.update(block.shape[-1])
+        writer.write(stream.finish())
+        if bar is not None:
+            bar.close()
+        peak = writer.peak
+        scale = writer.commit()
+    if scale != 1.0:
+        print(f"pvrnn {command}: note: the result peaks at {peak:.3f}; scaled down by "
+              f"{20 * math.log10(peak / 0.999):.1f} dB so it does not clip", file=sys.stderr)
+    return 0
+
+
+class _Passthrough:
+    def feed(self, block):
+        return block
+
+    def finish(self):
+        import torch
+
+        return torch.zeros(self.channels, 0)
+
+
+def _ramp(args: argparse.Namespace, seconds: float):
+    """``--factor`` as given, or with ``--to`` a linear ramp over ``seconds``."""
+    if args.to is None:
+        return args.factor
+    start, end = float(args.factor), float(args.to)
+    for name, value in (("--factor", start), ("--to", end)):
+        if not (math.isfinite(value) and value > 0):
+            raise PvrnnError(f"{name}={value:g}: expected a finite factor > 0")
+
+    def factor(t):
+        return start + (end - start) * (t / seconds)
+
+    return factor
+
+
 def run_stretch(args: argparse.Namespace) -> int:
     from ..effects.stretch import time_stretch
 
     check_output(args.output, force=args.force, inputs=[args.input])
+    if _streaming(args):
+        from ..effects.streaming import Stretcher
+        from ..io import AudioReader
+
+        with AudioReader(args.input) as reader:
+            stretcher = Stretcher(
+                reader.sample_rate, _ramp(args, reader.frames / reader.sample_rate),
+                reader.channels, n_fft=args.n_fft, hop_length=args.hop_length,
+                transients=args.transients, link_channels=True)
+            stream = _StretcherStream(stretcher)
+            return _stream_file("stretch", args, reader, stream)
     audio, rate = _read(args.input)
-    factor = args.factor
-    if args.to is not None:
-        start, end, seconds = float(args.factor), float(args.to), audio.shape[-1] / rate
-        for name, value in (("--factor", start), ("--to", end)):
-            if not (math.isfinite(value) and value > 0):
-                raise PvrnnError(f"{name}={value:g}: expected a finite factor > 0")
-
-        def factor(t):
-            return start + (end - start) * (t / seconds)
-
+    factor = _ramp(args, audio.shape[-1] / rate)
     out = time_stretch(audio, rate, factor, n_fft=args.n_fft, hop_length=args.hop_length,
                        transients=args.transients, link_channels=True,
                        progress=_progress(audio, rate))
@@ -160,10 +223,39 @@ def run_stretch(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StretcherStream:
+    def __init__(self, stretcher) -> None:
+        self.stretcher = stretcher
+
+    def feed(self, block):
+        return self.stretcher.process(block)
+
+    def finish(self):
+        return self.stretcher.flush()
+
+
 def run_pitch(args: argparse.Namespace) -> int:
-    from ..effects.pitch import pitch_shift
+    from ..effects.pitch import pitch_shift, pitch_stream
 
     check_output(args.output, force=args.force, inputs=[args.input])
+    if _streaming(args):
+        from ..dsp.envelope import LIFTER_BLOCK
+        from ..io import AudioReader
+
+        with AudioReader(args.input) as reader:
+            if reader.frames < args.n_fft:
+                raise PvrnnError(f"input={args.input!r} has {reader.frames} samples, fewer "
+                                 f"than n_fft={args.n_fft}")
+            stream = pitch_stream(
+                reader.channels, reader.sample_rate, args.semitones,
+                preserve_formants=args.preserve_formants, envelope_lifter=None,
+                lifter_blocks=reader.blocks(LIFTER_BLOCK), n_fft=args.n_fft,
+                hop_length=args.hop_length, window="hann", transients=args.transients,
+                onset_threshold=0.4, link_channels=True, dtype=_float32(), device="cpu")
+            if stream is None:
+                stream = _Passthrough()
+                stream.channels = reader.channels
+            return _stream_file("pitch", args, reader, stream)
     audio, rate = _read(args.input)
     out = pitch_shift(audio, rate, args.semitones, preserve_formants=args.preserve_formants,
                       n_fft=args.n_fft, hop_length=args.hop_length,
@@ -171,6 +263,12 @@ def run_pitch(args: argparse.Namespace) -> int:
                       progress=_progress(audio, rate))
     _write("pitch", args.output, out, rate)
     return 0
+
+
+def _float32():
+    import torch
+
+    return torch.float32
 
 
 def run_cross(args: argparse.Namespace) -> int:

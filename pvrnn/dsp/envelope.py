@@ -9,14 +9,15 @@ peaks: :func:`pitch_lifter` measures it from the sounds themselves.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import check_int, check_positive, fail
 
-__all__ = ["spectral_envelope", "pitch_lifter", "lifter_samples", "MAX_LIFTER_SECONDS"]
+__all__ = ["spectral_envelope", "pitch_lifter", "pitch_lifter_blocks", "lifter_samples",
+           "MAX_LIFTER_SECONDS", "LIFTER_BLOCK"]
 
 #: The longest lifter (seconds): formants, not harmonics, for pitches up to ~330 Hz.
 MAX_LIFTER_SECONDS = 1.5e-3
@@ -66,13 +67,19 @@ def spectral_envelope(
     return smooth if log else torch.exp(smooth)
 
 
+#: Samples per block of the pitch measurement (each block analysed on its own): bounded
+#: memory on long sounds, and the same blocks whether the sound is in memory or read from disk.
+LIFTER_BLOCK = 1 << 20
+
+
 def pitch_lifter(*sounds: torch.Tensor, sample_rate: float, ratio: float = 1.0) -> float:
     """The lifter (seconds) for ``sounds``: ``min(1.5 ms, 0.5 / highest pitch)``.
 
     The highest pitch is the largest median YIN pitch (:func:`pvrnn.metrics.estimate_f0`) of
     the sounds, times ``ratio`` when that is above 1 (a pitch shift up raises it); 1.5 ms when
     no sound has a pitch. (A fixed 1.5 ms made a clarinet A4 shifted up a fifth lose its
-    fundamental: the envelope followed its odd harmonics.)
+    fundamental: the envelope followed its odd harmonics.) Each sound is measured in blocks of
+    ``LIFTER_BLOCK`` samples (:func:`pitch_lifter_blocks`).
 
     Args:
         sounds (Tensor): waveforms ``(..., time)``.
@@ -82,17 +89,29 @@ def pitch_lifter(*sounds: torch.Tensor, sample_rate: float, ratio: float = 1.0) 
     Returns:
         float: seconds, in ``(0, 1.5e-3]``.
     """
+    blocks = [[audio[..., i : i + LIFTER_BLOCK] for i in range(0, audio.shape[-1], LIFTER_BLOCK)]
+              for audio in sounds]
+    return pitch_lifter_blocks(*blocks, sample_rate=sample_rate, ratio=ratio)
+
+
+def pitch_lifter_blocks(*sounds: Iterable[torch.Tensor], sample_rate: float,
+                        ratio: float = 1.0) -> float:
+    """:func:`pitch_lifter` of sounds given as blocks ``(..., <= LIFTER_BLOCK)`` (a file read
+    block by block): each sound's median is over the voiced frames of all its blocks."""
     from ..metrics import estimate_f0
 
     hop = max(1, int(round(0.01 * sample_rate)))
     frame = max(2, int(round(0.046 * sample_rate)))
     highest = 0.0
-    for audio in sounds:  # a handful of sounds, each analysed whole
-        if audio.shape[-1] < frame:
-            continue
-        f0 = estimate_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop_length=hop,
-                         frame_length=frame, fmin=max(40.0, 2.2 * sample_rate / frame))
-        voiced = f0[~f0.isnan()]
+    for blocks in sounds:  # a handful of sounds, each in blocks
+        voiced = []
+        for audio in blocks:
+            if audio.shape[-1] < frame:
+                continue
+            f0 = estimate_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop_length=hop,
+                             frame_length=frame, fmin=max(40.0, 2.2 * sample_rate / frame))
+            voiced.append(f0[~f0.isnan()])
+        voiced = torch.cat(voiced) if voiced else torch.zeros(0)
         if voiced.numel():
             highest = max(highest, float(voiced.median()))
     if highest == 0.0:

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
-from ..dsp.envelope import lifter_samples, spectral_envelope
+from ..dsp.envelope import (
+    LIFTER_BLOCK,
+    lifter_samples,
+    pitch_lifter_blocks,
+    spectral_envelope,
+)
 from ..errors import check_positive, fail
 from .spectra import check_fraction, check_input, check_stft
 from .streaming import PitchStream
 from .stretch import run_engine
 
-__all__ = ["pitch_shift"]
+__all__ = ["pitch_shift", "pitch_stream"]
 
 
 def pitch_shift(
@@ -87,8 +92,35 @@ def pitch_shift(
         >>> down = pvrnn.pitch_shift(audio, rate, -3)                       # a minor third down
         >>> chip = pvrnn.pitch_shift(audio, rate, 7, preserve_formants=True)
     """
-    n_fft, hop_length, resolved = check_stft(n_fft, hop_length, window)
+    n_fft = check_stft(n_fft, hop_length, window)[0]
     audio = check_input(audio, n_fft)
+    batch, n = audio.shape[:-1], audio.shape[-1]
+    flat = audio.reshape(-1, n)
+    chunks = [flat[:, i : i + LIFTER_BLOCK] for i in range(0, n, LIFTER_BLOCK)]
+    stream = pitch_stream(
+        flat.shape[0], sample_rate, semitones, preserve_formants=preserve_formants,
+        envelope_lifter=envelope_lifter, lifter_blocks=chunks, n_fft=n_fft,
+        hop_length=hop_length, window=window, transients=transients,
+        onset_threshold=onset_threshold, link_channels=link_channels, dtype=audio.dtype,
+        device=audio.device,
+    )
+    if stream is None:
+        return audio.clone()
+    return run_engine(stream, flat, progress, "pitch").reshape(*batch, n)
+
+
+def pitch_stream(
+    items: int, sample_rate: float, semitones: float, *, preserve_formants: bool,
+    envelope_lifter: float | None, lifter_blocks: Iterable[torch.Tensor], n_fft: int,
+    hop_length: int, window: str | torch.Tensor, transients: bool, onset_threshold: float,
+    link_channels: bool, dtype: torch.dtype, device: Any,
+) -> PitchStream | None:
+    """The validated :class:`PitchStream` of :func:`pitch_shift` for ``items`` signals
+    (``None`` for 0 semitones: the input is the output). ``lifter_blocks`` are the blocks
+    ``(items, <= LIFTER_BLOCK)`` of the whole input, read only when the formants are kept and
+    no ``envelope_lifter`` is given (their pitch sets it).
+    """
+    n_fft, hop_length, resolved = check_stft(n_fft, hop_length, window)
     sample_rate = check_positive("sample_rate", sample_rate)
     ok = isinstance(semitones, numbers.Real) and not isinstance(semitones, bool)
     if not ok or not math.isfinite(semitones) or abs(semitones) > 48:
@@ -97,20 +129,20 @@ def pitch_shift(
     if envelope_lifter is not None:
         check_positive("envelope_lifter", envelope_lifter)
     if semitones == 0:
-        return audio.clone()
+        return None
     ratio = 2.0 ** (semitones / 12.0)
-    batch, n = audio.shape[:-1], audio.shape[-1]
     gain = None
     if preserve_formants:
-        lifter = lifter_samples(envelope_lifter, sample_rate, n_fft, audio, ratio=ratio)
+        if envelope_lifter is None:
+            envelope_lifter = pitch_lifter_blocks(lifter_blocks, sample_rate=sample_rate,
+                                                  ratio=ratio)
+        lifter = lifter_samples(envelope_lifter, sample_rate, n_fft)
         gain = _envelope_warp(ratio, n_fft, lifter)
-    flat = audio.reshape(-1, n)
-    stream = PitchStream(
-        flat.shape[0], sample_rate, ratio, n_fft=n_fft, hop=hop_length, window=resolved,
+    return PitchStream(
+        items, sample_rate, ratio, n_fft=n_fft, hop=hop_length, window=resolved,
         transients=bool(transients), onset_threshold=onset_threshold, gain=gain,
-        link_channels=bool(link_channels), dtype=audio.dtype, device=audio.device,
+        link_channels=bool(link_channels), dtype=dtype, device=device,
     )
-    return run_engine(stream, flat, progress, "pitch").reshape(*batch, n)
 
 
 def _envelope_warp(

@@ -144,3 +144,42 @@ def test_every_command_has_help_with_an_example(capsys):
             main([command, "--help"])
         assert done.value.code == 0
         assert f"example:\n  pvrnn {command} " in capsys.readouterr().out
+
+
+def test_file_to_file_streams_to_the_in_memory_result_with_a_progress_bar(tmp_path):
+    # stretch and pitch from a file to a file run block by block (bounded memory): the
+    # written result is the in-memory one (to one 16-bit step), loud results are scaled
+    # rather than clipped, and no temporary file is left.
+    import os
+
+    import torch
+
+    import pvrnn
+
+    t = np.arange(int(1.5 * SR)) / SR
+    left = 0.9 * np.sin(2 * np.pi * 330 * t) + 0.3 * (np.arange(t.size) % 11025 < 40)
+    data = np.stack([left, 0.5 * np.sin(2 * np.pi * 550 * t)], axis=1)
+    sf.write(tmp_path / "in.wav", data, SR, subtype="FLOAT")
+    audio = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
+    env = {**os.environ, "PVRNN_PROGRESS": "1"}
+    for args, offline in (
+        (["stretch", "--factor", "1.5", "--to", "0.75"],
+         lambda: pvrnn.time_stretch(audio, SR, lambda s: 1.5 - 0.75 * s / 1.5,
+                                    link_channels=True)),
+        (["pitch", "--semitones", "4"],
+         lambda: pvrnn.pitch_shift(audio, SR, 4.0, link_channels=True)),
+    ):
+        out = tmp_path / "out.wav"
+        result = subprocess.run(
+            [sys.executable, "-m", "pvrnn.cli", args[0], str(tmp_path / "in.wav"), str(out),
+             "--force", *args[1:]], capture_output=True, timeout=300,
+            env={**env, "PYTHONPATH": str(Path(pvrnn.__file__).parents[1])})
+        assert result.returncode == 0, result.stderr.decode()
+        ref = offline().numpy()
+        peak = np.abs(ref).max()
+        assert peak > 1  # the loud input comes out over full scale: it must be scaled
+        written = sf.read(out, dtype="float32", always_2d=True)[0].T
+        assert written.shape == ref.shape
+        assert np.abs(written - ref * 0.999 / peak).max() <= 1.5 / 32768
+        assert "scaled down" in result.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
