@@ -16,7 +16,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 
 def test_the_five_experiments_are_there():
     names = [path.stem for path in NOTEBOOKS]
-    for prefix in ("01_sine", "02_clarinet", "03_piano", "04_sound_design", "05_lstm_vs_gru"):
+    for prefix in ("01_sine", "02_clarinet", "03_piano", "04_sound_design", "05_lstm_vs_gru",
+                   "07_backbones"):
         assert prefix in names, f"notebooks/{prefix}.ipynb is missing"
 
 
