@@ -39,8 +39,10 @@ RESUME_DEFAULTS = {"schedule": "constant"}
 FORMAT_VERSION = 2
 
 #: Configuration fields added since files of this format were first written, with the value
-#: their absence means (a file without ``representation`` holds phase-vocoder frames).
-ADDED_FIELDS = {"representation": "pv"}
+#: their absence means (a file without ``representation`` holds phase-vocoder frames; one
+#: without ``bottleneck`` or ``input_noise`` was trained with neither, whatever today's
+#: defaults are).
+ADDED_FIELDS = {"representation": "pv", "bottleneck": None, "input_noise": 0.0}
 
 
 def _version() -> str:
@@ -124,7 +126,9 @@ def read_model_file(path: Any) -> dict[str, Any]:
 def read_config(data: dict[str, Any], path: Any) -> SoundModelConfig:
     """The configuration a model-file dict holds; :class:`PvrnnError` naming the file."""
     try:
-        return SoundModelConfig.from_dict(data["config"])
+        saved = data["config"]
+        return SoundModelConfig.from_dict(
+            {**ADDED_FIELDS, **saved} if isinstance(saved, dict) else saved)
     except PvrnnError as error:
         raise PvrnnError(f"path={str(path)!r}: bad configuration in the model file: "
                          f"{error}") from None

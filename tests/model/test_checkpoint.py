@@ -108,3 +108,16 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     with pytest.raises(PvrnnError, match="path="):
         atomic_save({}, tmp_path / "no" / "such" / "folder.pt")
+
+
+def test_files_from_before_a_field_existed_mean_what_they_meant(sine_model, tmp_path):
+    """A file without bottleneck / input_noise / representation was trained with none of them
+    (not with today's defaults, which have a bottleneck and input noise)."""
+    data = sine_model.state_dict()
+    for key in ("bottleneck", "input_noise", "representation"):
+        del data["config"][key]
+    torch.save(data, tmp_path / "older.pt")
+    loaded = SoundModel.load(tmp_path / "older.pt", device="cpu")
+    assert loaded.config.bottleneck is None and loaded.config.input_noise == 0.0
+    assert loaded.config.representation == "pv"
+    torch.testing.assert_close(loaded.generate(0.1, seed=2), sine_model.generate(0.1, seed=2))
