@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         ]
     peak = float(generated.abs().max())
     gain = 1.0 if peak <= 0.99 else 0.99 / peak  # never clip
+    fade = min(generated.shape[-1], round(0.02 * sample_rate))  # no click where it stops
+    generated = generated.clone()
+    generated[..., generated.shape[-1] - fade:] *= torch.linspace(1.0, 0.0, fade)
     save_audio(out / "generated.wav", generated * gain, sample_rate)
     save_audio(out / "original.wav", audio, sample_rate)
     model.save(out / "model.pt")
