@@ -37,8 +37,11 @@ from .data import layout, split, windows
 __all__ = ["MemoryStreams", "CorpusStreams", "CODEC_FIT_FRAMES"]
 
 #: At most this many training frames (in chunks of :data:`CODEC_CHUNK`, spread evenly over
-#: the training stretches) fit a corpus's codec normalisation; all of them when fewer.
+#: the training stretches) fit a corpus's codec normalisation; all of them when fewer. The
+#: cap is also :data:`CODEC_FIT_VALUES` values (frames x bins): the codec pools its rows in
+#: float64, so 2**25 values are 256 MiB (at 1025 bins: 16 384 frames, 6 min at hop 512).
 CODEC_FIT_FRAMES = 1 << 16
+CODEC_FIT_VALUES = 1 << 25
 CODEC_CHUNK = 1024
 
 #: Rows per forward pass when a corpus's held-out files are scored.
@@ -135,11 +138,13 @@ class _Steps(torch.utils.data.Dataset):
         files = self.files[:, a : a + self.seq_length]  # (B, S) file of each pair
         rows = self.rows[:, a : a + self.seq_length]  # (B, S) first frame row of each pair
         offsets = np.arange(2 + self.delta)  # an input row and its target: 2 (+1 in delta mode)
-        n_partials = self.corpus.array(0).shape[-1]
+        arrays = {int(f): self.corpus.array(int(f)) for f in np.unique(files)}  # a few files
+        n_partials = next(iter(arrays.values())).shape[-1]
         data = np.empty((*files.shape, offsets.size, 2, n_partials), dtype=np.float32)
-        for f in np.unique(files):  # a few files per step; rows gathered vectorized
+        for f, array in arrays.items():  # rows gathered vectorized
             where = files == f
-            data[where] = self.corpus.array(int(f))[rows[where][:, None] + offsets]
+            data[where] = array[rows[where][:, None] + offsets]
+        del arrays  # unmap: read pages must not pile up in resident memory
         features = self.codec.encode(self.corpus.to_frames(torch.from_numpy(data))).float()
         return features[..., 0, :], features[..., 1, :]  # (B, S, F) each
 
@@ -173,14 +178,17 @@ class CorpusStreams:
                        "too few frames for that many streams")
 
     def codec_frames(self) -> list[Frames]:
-        """Training frames to fit the codec on: all of them up to :data:`CODEC_FIT_FRAMES`,
-        else chunks of :data:`CODEC_CHUNK` frames at evenly spaced places."""
+        """Training frames to fit the codec on: all of them up to :data:`CODEC_FIT_FRAMES`
+        (and :data:`CODEC_FIT_VALUES`), else chunks of :data:`CODEC_CHUNK` frames at evenly
+        spaced places."""
         train = self._part.train
         lengths = np.array([b - a for _, a, b in train])
-        if lengths.sum() <= CODEC_FIT_FRAMES:
+        n_bins = self.corpus.array(0).shape[-1]
+        cap = min(CODEC_FIT_FRAMES, max(CODEC_CHUNK, CODEC_FIT_VALUES // n_bins))
+        if lengths.sum() <= cap:
             return [self.corpus.frames(s, a, b) for s, a, b in train]
         ends = np.cumsum(lengths)
-        starts = np.linspace(0, ends[-1] - 1, CODEC_FIT_FRAMES // CODEC_CHUNK).astype(np.int64)
+        starts = np.linspace(0, ends[-1] - 1, cap // CODEC_CHUNK).astype(np.int64)
         chunks = []
         for p in starts:
             k = int(np.searchsorted(ends, p, side="right"))
