@@ -18,18 +18,16 @@ import torch
 
 from ..dsp.frames import Frames
 from ..dsp.vocoder import PhaseVocoder
-from ..errors import PvrnnError, check_choice, check_int, check_positive, fail
+from ..errors import PvrnnError, check_choice, check_positive, fail
 from . import checkpoint as files
-from . import distributed
 from .codec import FrameCodec
-from .config import PRESETS, SoundModelConfig, auto_validation
-from .corpus import as_corpus, frame_counts
-from .data import Source, analyze_sources, first_source, reference
+from .config import PRESETS, SoundModelConfig
+from .data import Source
 from .dft import DFTCodec
+from .fitting import fit_model
 from .generate import VarianceScale, generate_frames, prime_frames
-from .log import log_path
 from .network import SpectralRNN
-from .train import SCHEDULES, Trainer, empty_history, resolve_device, training_device
+from .train import empty_history, resolve_device
 
 __all__ = ["SoundModel", "SoundModelConfig", "PRESETS"]
 
@@ -96,17 +94,6 @@ class SoundModel:
             bottleneck=c.bottleneck, input_noise=c.input_noise,
         ).eval()
         self._vocoder = None
-
-    def _settle(self, sources: Any, sample_rate: float | None) -> None:
-        """Choose the automatic settings for the first source (a fresh fit), and build."""
-        if self._requested.resolved:
-            if self.network is None:
-                self._build(self._requested.replace())
-            return
-        audio, rate, given = first_source(sources, sample_rate)
-        resolved = self._requested.replace(**given).resolve(audio, rate)
-        if self.network is None or resolved != self.config:
-            self._build(resolved)
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -226,57 +213,13 @@ class SoundModel:
             PvrnnError: on bad sources or settings, a sound too short for ``batch_size``, a
                 checkpoint that does not match, or a NaN/inf loss (naming the epoch).
         """
-        overrides = dict(seq_length=seq_length, batch_size=batch_size, optimizer=optimizer,
-                         lr=lr, clip=clip, validation=validation)
-        self._requested.training_settings(**overrides)  # bad settings fail before any work
-        schedule = check_choice("schedule", schedule, SCHEDULES)
-        corpus = as_corpus(sources, sample_rate)  # folders: a corpus on disk
-        seed = check_int("seed", seed, low=0)
-        epochs = check_int("epochs", self.config.epochs if epochs is None else epochs, low=1)
-        if not isinstance(resume, bool):
-            raise fail("resume", resume, "True or False")
-        if resume and checkpoint is None:
-            raise fail("checkpoint", checkpoint, "the checkpoint path to resume from")
-        saved = None
-        if resume:
-            data = files.read_model_file(checkpoint)
-            if self.network is None:  # automatic settings: the checkpoint's, if they fit
-                self._build(files.read_config(data, checkpoint))
-            self._restore(data, checkpoint)
-        else:
-            self._settle(sources if corpus is None else corpus.paths[0], sample_rate)
-        settings = dict(self.config.training_settings(**overrides), seed=seed, schedule=schedule)
-        context, device = distributed.setup(
-            training_device(device, self.network, settings["batch_size"]))
-        if corpus is None:
-            frames = analyze_sources(sources, sample_rate, self.config,
-                                     expected_rate=self.sample_rate if resume else None)
-        else:
-            frames = corpus.prepare(self.config, shard=(context.rank, context.world),
-                                    barrier=distributed.barrier,
-                                    expected_rate=self.sample_rate if resume else None)
-        if settings["validation"] is None:  # automatic: whole sounds, when there are enough
-            settings["validation"] = auto_validation(len(frame_counts(frames)))
-        if resume:
-            saved = files.check_resume(data, settings, frame_counts(frames), checkpoint)
-        else:
-            sounds = frames if corpus is None else corpus.reference_sounds()
-            self._reference = [reference(f, self.config) for f in sounds]
-        def save(t: Trainer) -> None:
-            files.atomic_save(self._file(t.best["network"], t.history, t.state), checkpoint)
-
-        trainer = Trainer(self.network, self.codec, settings, device, patience=patience,
-                          callbacks=callbacks, progress=progress,
-                          checkpoint=None if checkpoint is None else str(checkpoint),
-                          save=None if checkpoint is None else save, precision=precision,
-                          log=log_path(checkpoint) if log is None and checkpoint else log or None,
-                          log_every=log_every, workers=workers)
-        try:
-            return trainer.fit(frames, epochs, resume=saved, history=self.history)
-        finally:
-            if trainer.state is not None:  # training began: the model is the trainer's
-                self.history, self._training = trainer.history, trainer.state
-            self.to(device)
+        return fit_model(
+            self, sources, sample_rate, epochs=epochs, device=device, checkpoint=checkpoint,
+            resume=resume, progress=progress, seed=seed, patience=patience,
+            callbacks=callbacks, schedule=schedule, precision=precision, log=log,
+            log_every=log_every, workers=workers,
+            overrides=dict(seq_length=seq_length, batch_size=batch_size, optimizer=optimizer,
+                           lr=lr, clip=clip, validation=validation))
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, seconds: float = 3.0, variance_scale: VarianceScale = 1.0,
