@@ -95,24 +95,22 @@ def _chase(pointer: torch.Tensor, step: torch.Tensor, root: torch.Tensor) -> tor
 
     ``pointer``/``step``: ``(B, T, K)``, frame ``t`` pointing into frame ``t - 1`` and frame 0
     into ``root`` ``(B, K)``. Pointer doubling: after round ``s`` each node knows the bin it
-    reaches ``2**s`` frames back and the sum of the steps on the way; frames before the first
-    lead into the root layer, which points to itself with zero steps.
+    reaches ``2**s`` frames back (or in the root, for frames nearer the start) and the sum of
+    the steps on the way; the frames within ``2**s`` of the start are then final, so each round
+    updates only the frames after them, from the frames ``2**s`` before.
     """
-    batch, n_frames, n_bins = pointer.shape
-    identity = torch.arange(n_bins, device=pointer.device).expand(batch, 1, n_bins)
-    # layer 0 is the root; layer t + 1 is frame t
-    pointer = torch.cat([identity, pointer], dim=1)
-    total = torch.cat([step.new_zeros(batch, 1, n_bins), step], dim=1)
-    layers = torch.arange(n_frames + 1, device=pointer.device)
+    n_frames = pointer.shape[1]
+    pointer = pointer.clone()
+    total = step.clone()
     span = 1
-    while span <= n_frames:
-        back = (layers - span).clamp_min(0)
-        far_pointer = pointer.index_select(1, back)
-        far_total = total.index_select(1, back)
-        total = total + far_total.gather(2, pointer)
-        pointer = far_pointer.gather(2, pointer)
+    while span < n_frames:
+        later = pointer[:, span:]
+        reached_total = total[:, :-span].gather(2, later)  # new tensors: read before writing
+        reached_pointer = pointer[:, :-span].gather(2, later)
+        total[:, span:] += reached_total
+        pointer[:, span:] = reached_pointer
         span *= 2
-    return root.unsqueeze(1).expand(-1, n_frames, -1).gather(2, pointer[:, 1:]) + total[:, 1:]
+    return root.unsqueeze(1).expand(-1, n_frames, -1).gather(2, pointer) + total
 
 
 def lock_phases(frames: Frames, floor_db: float = DEFAULT_FLOOR_DB) -> Frames:
