@@ -64,16 +64,16 @@ def peak_owners(magnitude: torch.Tensor, floor_db: float = DEFAULT_FLOOR_DB) -> 
     top = mag.amax(dim=-1, keepdim=True)
     loud = mag > top * (10.0 ** (floor_db / 20.0))
     peak = (mag > left) & (mag >= right) & loud
-    k = torch.arange(n_bins, device=mag.device).expand_as(mag)
-    below = torch.where(peak, k, -1).cummax(dim=-1).values  # nearest peak at or below k
-    above = torch.where(peak, k, 2 * n_bins).flip(-1).cummin(dim=-1).values.flip(-1)
-    use_above = (above - k) < (k - below)
-    has_below = below >= 0
-    has_above = above < n_bins
-    owner = torch.where(use_above & has_above, above, below)
-    owner = torch.where(~has_below & has_above, above, owner)
-    owner = torch.where(~has_below & ~has_above, k, owner)
-    return torch.where(loud, owner, k)
+    # int32 while choosing (half the memory traffic of int64); int64 for gather at the end
+    k = torch.arange(n_bins, device=mag.device, dtype=torch.int32).expand_as(mag)
+    none_below = torch.tensor(-4 * n_bins, dtype=torch.int32, device=mag.device)
+    none_above = torch.tensor(8 * n_bins, dtype=torch.int32, device=mag.device)
+    below = torch.where(peak, k, none_below).cummax(dim=-1).values  # nearest peak <= k
+    above = torch.where(peak, k, none_above).flip(-1).cummin(dim=-1).values.flip(-1)
+    # nearest of the two (a missing side is far away, so the other wins); ties go below
+    owner = torch.where((above - k) < (k - below), above, below)
+    lonely = (owner < 0) | (owner >= n_bins)  # no peak in the frame at all
+    return torch.where(loud & ~lonely, owner, k).long()
 
 
 def _region_frequency(
