@@ -430,13 +430,13 @@ class StretchEngine:
         rows = torch.arange(self.b, device=dev).unsqueeze(1)
         x_w, d = spectra(strided[rows, positions - self.buf_pos], self.window)
         re, im = x_w.real, x_w.imag
-        power = re * re + im * im
-        cross = d.real * re + d.imag * im
+        power = torch.addcmul(re * re, im, im)
+        cross = torch.addcmul(d.real * re, d.imag, im)
         shared = power
         if self.link:
             shared, cross = power.sum(0, keepdim=True), cross.sum(0, keepdim=True)
-        dev_ = cross / shared.clamp_min(self.tiny)
-        freq = self.bin_freq - dev_.clamp(-math.pi, math.pi)
+        dev_ = cross.div_(shared.clamp_min(self.tiny)).clamp_(-math.pi, math.pi)
+        freq = torch.sub(self.bin_freq, dev_)
         peak_bin, count, which = peaks(shared)
         if bool(group_reset.any()):
             before = torch.cat([self.carry_power, shared[:, :-1]], dim=1)
@@ -451,10 +451,10 @@ class StretchEngine:
         self.carry_rot = psi[:, -1].gather(-1, which[:, -1])
         self.carry_freq = peak_freq[:, -1].gather(-1, which[:, -1])
         psi = psi.to(self.dtype)
-        spec = x_w * torch.polar(torch.ones_like(psi), psi).gather(-1, which)
+        spec = x_w.mul_(torch.polar(torch.ones_like(psi), psi).gather(-1, which))
         if self.gain is not None:
             spec = spec * self.gain(power.sqrt())
-        frames = torch.fft.irfft(spec, n=self.n_fft) * self.synthesis
+        frames = torch.fft.irfft(spec, n=self.n_fft).mul_(self.synthesis)
         need = (j1 - 1) * hop + self.n_fft - self.acc_pos
         if need > self.acc.shape[1]:
             self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))

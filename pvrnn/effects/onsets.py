@@ -57,28 +57,30 @@ def onset_fraction_block(
         window: the analysis window.
         peak: ``(B, G)``, the largest input magnitude up to each frame's end: a bin is active
             when it is within 60 dB of what a sinusoid of that amplitude would give.
-        previous: magnitudes ``(B, 1, K)`` of the frame before the first (``None``: the first
-            frame is compared with itself).
+        previous: squared magnitudes ``(B, 1, K)`` of the frame before the first (``None``:
+            the first frame is compared with itself).
         block: frames per FFT batch (bounded memory).
 
     Returns:
-        ``(fraction (B, G), magnitudes of the last frame (B, 1, K))``.
+        ``(fraction (B, G), squared magnitudes of the last frame (B, 1, K))``.
     """
     b, g, n_fft = frames.shape
     k = n_fft // 2 + 1
-    # A full-scale sinusoid's bin reaches sum(window) / 2 (times its amplitude).
+    # A full-scale sinusoid's bin reaches sum(window) / 2 (times its amplitude). The tests run
+    # on squared magnitudes (no square root per bin; every side is >= 0, so the order holds).
     scale = float(window.values.sum()) / 2 * 10 ** (_ONSET_FLOOR_DB / 20)
-    floors = (peak * scale).clamp_min(torch.finfo(frames.dtype).tiny).unsqueeze(-1)
+    floors = (peak * scale).clamp_min(torch.finfo(frames.dtype).tiny).square().unsqueeze(-1)
     fractions = []
     for start in range(0, g, block):  # blocks of frames: bounded memory on long inputs
         x_w, _ = spectra(frames[:, start : start + block], window, derivative=False)
         floor = floors[:, start : start + block]
-        mag = x_w.abs()
-        before = torch.cat([mag[:, :1] if previous is None else previous, mag[:, :-1]], dim=1)
-        previous = mag[:, -1:]
+        re, im = x_w.real, x_w.imag
+        power = torch.addcmul(re * re, im, im)
+        before = torch.cat([power[:, :1] if previous is None else previous, power[:, :-1]], 1)
+        previous = power[:, -1:]
         before = spread_max(before)
-        active = (mag > floor) | (before > floor)
-        rising = active & (mag >= RISE * torch.maximum(before, floor))
+        active = (power > floor).logical_or_(before > floor)
+        rising = active & (power >= torch.maximum(before, floor).mul_(RISE**2))
         count = active.sum(-1)
         frac = rising.sum(-1) / count.clamp_min(1)
         fractions.append(torch.where(count >= max(4, k // 100), frac, 0.0))

@@ -27,7 +27,9 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     and within 80 dB of the frame's largest bin (fainter ones are numerical dust); a frame
     without any (silence) gets bin 0. Each bin belongs to the nearest peak: with ``rank`` the
     number of peaks up to the bin (one cumsum), the candidates are peak ``rank - 1`` on the
-    left and peak ``rank`` on the right.
+    left and peak ``rank`` on the right; the peaks' bins come from one scatter of the bins
+    by rank (the smallest of each rank), the choice from one gather of the sums of
+    neighbouring peaks' bins (a few passes over the bins, on small integer arrays after).
 
     Args:
         power: ``(B, nb, K)`` squared magnitudes.
@@ -43,19 +45,26 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
                           padding=_LOCK_RADIUS).squeeze(1)
     peak = (flat == pooled) & (flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
-    peak[:, 0] |= ~peak.any(-1)
     rank = torch.cumsum(peak, -1)  # peaks at or below each bin
+    empty = rank[:, -1:] == 0
+    if bool(empty.any()):  # a frame without peaks: bin 0 is its peak
+        rank += empty
     count = rank[:, -1:]
     n_peaks = int(count.max())
-    bins = torch.arange(k, device=flat.device).expand_as(flat)
-    peak_bin = torch.zeros(flat.shape[0], n_peaks + 1, dtype=torch.int64, device=flat.device)
-    peak_bin = peak_bin.scatter_(-1, torch.where(peak, rank - 1, n_peaks), bins)[:, :n_peaks]
-    left = (rank - 1).clamp_min(0)
-    right = torch.minimum(rank, count - 1)  # the next peak (a peak's own index: itself + 1)
-    right = torch.where(peak, left, right)
-    # Nearer to the right peak: right - bin < bin - left, i.e. right + left < 2 bin.
-    to_right = (rank == 0) | (peak_bin.gather(-1, right) + peak_bin.gather(-1, left) < 2 * bins)
-    which = torch.where(to_right, right, left)
+    bins = torch.arange(k, device=flat.device)
+    # Slot r >= 1 gathers the bins of rank r: the smallest is peak r - 1 (slot 0: the bins
+    # before the first peak). Slots past the last peak keep `big`.
+    big = 4 * k
+    slots = torch.full((flat.shape[0], n_peaks + 1), big, dtype=torch.int64, device=flat.device)
+    slots.scatter_reduce_(-1, rank, bins.expand_as(rank), "amin")
+    # A bin of rank r lies between peaks r - 1 and r and goes to the right one when it is
+    # nearer: peak_bin[r] + peak_bin[r - 1] < 2 bin. bound[r] is that sum (-big for r = 0:
+    # before the first peak, to peak 0; big past the last: to the last).
+    edge = torch.full_like(slots[:, :1], big)
+    bound = torch.cat([-edge, slots[:, 1:-1] + slots[:, 2:], edge], dim=1)
+    which = (rank - 1).add_(bound.gather(-1, rank) < 2 * bins)
+    peak_bin = slots[:, 1:]
+    peak_bin = torch.where(peak_bin == big, 0, peak_bin)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 
