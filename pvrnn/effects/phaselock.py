@@ -25,11 +25,10 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
     A peak is the largest of its ``_LOCK_RADIUS`` neighbours on each side (Laroche & Dolson)
     and within 80 dB of the frame's largest bin (fainter ones are numerical dust); a frame
-    without any (silence) gets bin 0. Each bin belongs to the nearest peak: with ``rank`` the
-    number of peaks up to the bin (one cumsum), the candidates are peak ``rank - 1`` on the
-    left and peak ``rank`` on the right; the peaks' bins come from one scatter of the bins
-    by rank (the smallest of each rank), the choice from one gather of the sums of
-    neighbouring peaks' bins (a few passes over the bins, on small integer arrays after).
+    without any (silence) gets bin 0. Each bin belongs to the nearest peak (the left one on a
+    tie): the peaks come from one ``nonzero``, and each bin's peak index is the number of
+    switches (the first bin past the midpoint of two neighbouring peaks) up to it, one
+    cumsum; only a few passes run over all the bins, the rest over the peaks.
 
     Args:
         power: ``(B, nb, K)`` squared magnitudes.
@@ -42,29 +41,27 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     shape = power.shape
     k = shape[-1]
     flat = power.reshape(-1, k)
+    rows = flat.shape[0]
     pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
                           padding=_LOCK_RADIUS).squeeze(1)
     peak = (flat == pooled) & (flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
-    rank = torch.cumsum(peak, -1)  # peaks at or below each bin
-    empty = rank[:, -1:] == 0
+    count = peak.sum(-1)
+    empty = count == 0
     if bool(empty.any()):  # a frame without peaks: bin 0 is its peak
-        rank += empty
-    count = rank[:, -1:]
+        peak[:, 0] |= empty
+        count = count + empty
+    row, bin_ = peak.nonzero(as_tuple=True)  # every peak, by frame then bin
     n_peaks = int(count.max())
-    bins = torch.arange(k, device=flat.device)
-    # Slot r >= 1 gathers the bins of rank r: the smallest is peak r - 1 (slot 0: the bins
-    # before the first peak). Slots past the last peak keep `big`.
-    big = 4 * k
-    slots = torch.full((flat.shape[0], n_peaks + 1), big, dtype=torch.int64, device=flat.device)
-    slots.scatter_reduce_(-1, rank, bins.expand_as(rank), "amin")
-    # A bin of rank r lies between peaks r - 1 and r and goes to the right one when it is
-    # nearer: peak_bin[r] + peak_bin[r - 1] < 2 bin. bound[r] is that sum (-big for r = 0:
-    # before the first peak, to peak 0; big past the last: to the last).
-    edge = torch.full_like(slots[:, :1], big)
-    bound = torch.cat([-edge, slots[:, 1:-1] + slots[:, 2:], edge], dim=1)
-    which = (rank - 1).add_(bound.gather(-1, rank) < 2 * bins)
-    peak_bin = slots[:, 1:]
-    peak_bin = torch.where(peak_bin == big, 0, peak_bin)
+    slot = torch.arange(row.shape[0], device=flat.device) - (torch.cumsum(count, 0) - count)[row]
+    peak_bin = torch.zeros(rows, n_peaks, dtype=torch.int64, device=flat.device)
+    peak_bin[row, slot] = bin_
+    # Bin b belongs to peak t rather than t - 1 from the first bin nearer to it,
+    # (bin[t - 1] + bin[t]) // 2 + 1; its peak's index counts these switches up to b.
+    same = row[1:] == row[:-1]
+    switch = (bin_[1:] + bin_[:-1]) // 2 + 1 + row[1:] * k
+    marks = torch.zeros(rows * k, dtype=torch.int64, device=flat.device)
+    marks[switch[same]] = 1
+    which = torch.cumsum(marks.view(rows, k), -1)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 

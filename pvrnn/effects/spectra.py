@@ -71,16 +71,22 @@ def spectra(
     spec = torch.fft.rfft(frames)
     k = spec.shape[-1]
     m = len(coeffs) - 1
-    ext = torch.cat(  # conjugate symmetry past both ends: X[-j] = X[N - j] = conj(X[j])
+    if m == 0:  # rectangular: w' = 0
+        return coeffs[0] * spec, torch.zeros_like(spec) if derivative else None
+    # Conjugate symmetry past both ends: X[-j] = X[N - j] = conj(X[j]). The taps run on the
+    # real view (real adds and scalings vectorise better than complex ones), in place.
+    ext = torch.view_as_real(torch.cat(
         [spec[..., 1 : m + 1].flip(-1).conj(), spec, spec[..., k - 1 - m : k - 1].flip(-1).conj()],
         dim=-1,
-    )
-    x_w = coeffs[0] * spec
-    d = torch.zeros_like(spec) if derivative and m == 0 else None  # rectangular: w' = 0
+    ))
+    x_w = d = None
     for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
-        lo, hi = ext[..., m - q : m - q + k], ext[..., m + q : m + q + k]
-        x_w = x_w + (0.5 * coeffs[q]) * (lo + hi)
+        lo, hi = ext[..., m - q : m - q + k, :], ext[..., m + q : m + q + k, :]
+        both = torch.add(lo, hi)
+        x_w = both.mul_(0.5 * coeffs[q]) if x_w is None else x_w.add_(both, alpha=0.5 * coeffs[q])
         if derivative:
-            term = (coeffs[q] * math.pi * q / n_fft) * (lo - hi)
-            d = term if d is None else d + term
-    return x_w, d
+            scale = coeffs[q] * math.pi * q / n_fft
+            diff = torch.sub(lo, hi)
+            d = diff.mul_(scale) if d is None else d.add_(diff, alpha=scale)
+    x_w = torch.view_as_complex(x_w.add_(ext[..., m : m + k, :], alpha=coeffs[0]))
+    return x_w, torch.view_as_complex(d) if derivative else None
