@@ -44,6 +44,18 @@ __all__ = ["FrameCorpus", "AUDIO_SUFFIXES", "find_audio", "as_corpus", "frame_co
 #: File suffixes a folder is searched for (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
 
+def default_cache(path: Path) -> Path:
+    """Where a file's analysis is cached without ``cache_dir``: ``.pvrnn-cache/`` beside it,
+    or, when its folder is not writable (a system sound library, a read-only mount), a folder
+    per source folder under ``$XDG_CACHE_HOME/pvrnn`` (``~/.cache/pvrnn``)."""
+    beside = path.parent / CACHE_FOLDER
+    if beside.is_dir() or os.access(path.parent, os.W_OK):
+        return beside
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pvrnn"
+    where = str(path.parent.resolve())
+    return root / f"{path.parent.name}-{hashlib.sha1(where.encode()).hexdigest()[:10]}"
+
+
 #: The cache folder made beside each file (unless ``cache_dir`` is given).
 CACHE_FOLDER = ".pvrnn-cache"
 
@@ -227,7 +239,7 @@ class FrameCorpus:
     def _key(self, path: Path, settings: dict[str, Any]) -> tuple[Path, str, str]:
         stat = path.stat()
         where = str(path.resolve())
-        folder = self.cache_dir if self.cache_dir is not None else path.parent / CACHE_FOLDER
+        folder = self.cache_dir if self.cache_dir is not None else default_cache(path)
         prefix = f"{path.stem}-{hashlib.sha1(where.encode()).hexdigest()[:10]}"
         key = json.dumps({**settings, "path": where, "size": stat.st_size,
                           "mtime_ns": stat.st_mtime_ns}, sort_keys=True)

@@ -152,3 +152,16 @@ def test_bad_files_are_named_or_skipped(folder):
         FrameCorpus([empty])
     with pytest.raises(PvrnnError, match="no such file"):
         FrameCorpus([folder / "missing"])
+
+
+def test_a_read_only_folder_is_cached_in_the_user_cache(folder, tmp_path_factory, monkeypatch):
+    """A sound library one cannot write to (a system folder) still trains: its analysis goes
+    to $XDG_CACHE_HOME/pvrnn. (os.access is patched: the tests may run as root.)"""
+    import pvrnn.model.corpus as corpus_module
+
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    monkeypatch.setattr(corpus_module.os, "access", lambda path, mode: False)
+    corpus = FrameCorpus([folder]).prepare(tiny().config)
+    assert not (folder / ".pvrnn-cache").exists()
+    assert len(list((home / "pvrnn").rglob("*.npy"))) == 4 and len(corpus.n_frames) == 4
