@@ -76,6 +76,15 @@ def overlap_add(
     """
     batch, n_frames, n_fft = frames.shape
     span = n_fft + hop_length * (n_frames - 1)
+    if out is not None and n_fft % hop_length == 0:
+        # In place, no span-long temporary: piece r of every frame (hop samples) lands on
+        # one strided view of out; a loop over the n_fft // hop pieces, not over frames.
+        pieces = frames.view(batch, n_frames, n_fft // hop_length, hop_length)
+        for r in range(n_fft // hop_length):
+            lo = offset + r * hop_length
+            out[:, lo : lo + n_frames * hop_length].view(batch, n_frames, hop_length).add_(
+                pieces[:, :, r])
+        return out
     summed = torch.ops.aten.unfold_backward(frames, [batch, span], 1, n_fft, hop_length)
     if out is None:
         return summed
