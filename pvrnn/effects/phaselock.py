@@ -44,7 +44,7 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     rows = flat.shape[0]
     pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
                           padding=_LOCK_RADIUS).squeeze(1)
-    peak = (flat == pooled) & (flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
+    peak = torch.eq(flat, pooled).logical_and_(flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
     count = peak.sum(-1)
     empty = count == 0
     if bool(empty.any()):  # a frame without peaks: bin 0 is its peak
@@ -59,9 +59,9 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     # (bin[t - 1] + bin[t]) // 2 + 1; its peak's index counts these switches up to b.
     same = row[1:] == row[:-1]
     switch = (bin_[1:] + bin_[:-1]) // 2 + 1 + row[1:] * k
-    marks = torch.zeros(rows * k, dtype=torch.int64, device=flat.device)
+    marks = torch.zeros(rows * k, dtype=torch.uint8, device=flat.device)  # 1 byte per bin
     marks[switch[same]] = 1
-    which = torch.cumsum(marks.view(rows, k), -1)
+    which = torch.cumsum(marks.view(rows, k), -1, dtype=torch.int64)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 

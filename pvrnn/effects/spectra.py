@@ -73,20 +73,31 @@ def spectra(
     m = len(coeffs) - 1
     if m == 0:  # rectangular: w' = 0
         return coeffs[0] * spec, torch.zeros_like(spec) if derivative else None
-    # Conjugate symmetry past both ends: X[-j] = X[N - j] = conj(X[j]). The taps run on the
-    # real view (real adds and scalings vectorise better than complex ones), in place.
-    ext = torch.view_as_real(torch.cat(
-        [spec[..., 1 : m + 1].flip(-1).conj(), spec, spec[..., k - 1 - m : k - 1].flip(-1).conj()],
-        dim=-1,
-    ))
-    x_w = d = None
-    for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
-        lo, hi = ext[..., m - q : m - q + k, :], ext[..., m + q : m + q + k, :]
-        both = torch.add(lo, hi)
-        x_w = both.mul_(0.5 * coeffs[q]) if x_w is None else x_w.add_(both, alpha=0.5 * coeffs[q])
-        if derivative:
-            scale = coeffs[q] * math.pi * q / n_fft
-            diff = torch.sub(lo, hi)
-            d = diff.mul_(scale) if d is None else d.add_(diff, alpha=scale)
-    x_w = torch.view_as_complex(x_w.add_(ext[..., m : m + k, :], alpha=coeffs[0]))
-    return x_w, torch.view_as_complex(d) if derivative else None
+    # The taps run on the real view (real adds and scalings vectorise better than complex
+    # ones), in place, into one output: the interior bins read the spectrum itself, the m bins
+    # at each end a small copy extended by conjugate symmetry, X[-j] = X[N - j] = conj(X[j]).
+    flat = torch.view_as_real(spec)
+    head = torch.view_as_real(torch.cat([spec[..., 1 : m + 1].flip(-1).conj(),
+                                         spec[..., : 2 * m]], dim=-1))
+    tail = torch.view_as_real(torch.cat([spec[..., k - 2 * m :],
+                                         spec[..., k - 1 - m : k - 1].flip(-1).conj()], dim=-1))
+    x_w = torch.empty_like(flat)
+    d = torch.empty_like(flat) if derivative else None
+    for src, first, n in ((head, 0, m), (flat, m, k - 2 * m), (tail, k - m, m)):
+        # src[j] is bin first - m + j; output i (bin first + i) reads src[i + m -+ q].
+        x_out = x_w[..., first : first + n, :]
+        d_out = d[..., first : first + n, :] if derivative else None
+        for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
+            lo, hi = src[..., m - q : m - q + n, :], src[..., m + q : m + q + n, :]
+            if q == 1:
+                torch.add(lo, hi, out=x_out).mul_(0.5 * coeffs[q])
+            else:
+                x_out.add_(torch.add(lo, hi), alpha=0.5 * coeffs[q])
+            if derivative:
+                scale = coeffs[q] * math.pi * q / n_fft
+                if q == 1:
+                    torch.sub(lo, hi, out=d_out).mul_(scale)
+                else:
+                    d_out.add_(torch.sub(lo, hi), alpha=scale)
+        x_out.add_(src[..., m : m + n, :], alpha=coeffs[0])
+    return torch.view_as_complex(x_w), torch.view_as_complex(d) if derivative else None
