@@ -430,13 +430,14 @@ class StretchEngine:
         rows = torch.arange(self.b, device=dev).unsqueeze(1)
         x_w, d = spectra(strided[rows, positions - self.buf_pos], self.window)
         re, im = x_w.real, x_w.imag
-        power = torch.addcmul(re * re, im, im)
-        cross = torch.addcmul(d.real * re, d.imag, im)
+        power = torch.mul(re, re).addcmul_(im, im)
+        cross = torch.mul(d.real, re).addcmul_(d.imag, im)
         shared = power
         if self.link:
             shared, cross = power.sum(0, keepdim=True), cross.sum(0, keepdim=True)
-        dev_ = cross.div_(shared.clamp_min(self.tiny)).clamp_(-math.pi, math.pi)
-        freq = torch.sub(self.bin_freq, dev_)
+        # bin_freq - clamp(cross / power) (the frequency of each bin), in cross's memory.
+        freq = cross.div_(shared.clamp_min(self.tiny)).clamp_(-math.pi, math.pi).neg_()
+        freq = freq.add_(self.bin_freq)
         peak_bin, count, which = peaks(shared)
         if bool(group_reset.any()):
             before = torch.cat([self.carry_power, shared[:, :-1]], dim=1)

@@ -75,7 +75,7 @@ def onset_fraction_block(
         x_w, _ = spectra(frames[:, start : start + block], window, derivative=False)
         floor = floors[:, start : start + block]
         re, im = x_w.real, x_w.imag
-        power = torch.addcmul(re * re, im, im)
+        power = torch.mul(re, re).addcmul_(im, im)
         before = torch.cat([power[:, :1] if previous is None else previous, power[:, :-1]], 1)
         previous = power[:, -1:]
         before = spread_max(before)
