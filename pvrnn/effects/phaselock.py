@@ -45,12 +45,13 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
                           padding=_LOCK_RADIUS).squeeze(1)
     peak = torch.eq(flat, pooled).logical_and_(flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
-    count = peak.sum(-1)
+    row, bin_ = peak.nonzero(as_tuple=True)  # every peak, by frame then bin
+    count = torch.bincount(row, minlength=rows)
     empty = count == 0
     if bool(empty.any()):  # a frame without peaks: bin 0 is its peak
         peak[:, 0] |= empty
+        row, bin_ = peak.nonzero(as_tuple=True)
         count = count + empty
-    row, bin_ = peak.nonzero(as_tuple=True)  # every peak, by frame then bin
     n_peaks = int(count.max())
     slot = torch.arange(row.shape[0], device=flat.device) - (torch.cumsum(count, 0) - count)[row]
     peak_bin = torch.zeros(rows, n_peaks, dtype=torch.int64, device=flat.device)
