@@ -33,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--example", default="oboe",
                         help="bundled recording (see pvrnn.examples.names()); default oboe")
     parser.add_argument("--preset", default=None,
-                        help="the blog's settings (sine, clarinet, piano) instead of the defaults")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: "
-                        "the model's)")
+                        help="the blog's settings (sine, clarinet, piano); None: SoundModel()")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs; None: the model's own (150 for the defaults)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds to generate")
     parser.add_argument("--variance-scale", type=float, default=1.0,
                         help="multiplies the model's variance when sampling")
