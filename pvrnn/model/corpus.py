@@ -11,9 +11,9 @@ folder, which it turns into one; ``pvrnn train`` always builds one from its file
   ``.pvrnn-cache/`` beside the file, or in ``cache_dir``. The cache key holds the file's
   absolute path, size and modification time and the analysis settings, so an edited file or
   other settings analyse again (and the stale entry is removed);
-- training reads the arrays memory-mapped, a batch of windows at a time
-  (:class:`~pvrnn.model.streams.CorpusStreams`), so memory is bounded by the batch and the
-  page cache, not by the corpus.
+- training reads the arrays a batch of windows at a time, by runs of rows
+  (:meth:`FrameCorpus.read_runs`, for :class:`~pvrnn.model.streams.CorpusStreams`), so
+  memory is bounded by the batch and the page cache, not by the corpus.
 
 Each file is analysed whole: during analysis, memory grows with the longest file (about
 0.2 GB per minute of 44.1 kHz audio); split longer recordings into files of minutes.
@@ -299,6 +299,33 @@ class FrameCorpus:
         """
         self._require_prepared()
         return np.load(self.entries[i].array, mmap_mode="r")
+
+    def read_runs(self, i: int, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray,
+                  at: np.ndarray) -> None:
+        """Rows ``[starts[k], starts[k] + lengths[k])`` of file ``i`` into
+        ``out[at[k] : at[k] + lengths[k]]`` (``out`` C-contiguous float32 ``(n, 2, P)``), read
+        with ``preadv``: one system call per run, no map (no page faults, nothing of the file
+        counted in the process's resident memory)."""
+        self._require_prepared()
+        array = self.array(i)  # its header: where the rows start, and their shape
+        offset, row = array.offset, array[0].nbytes
+        if array.dtype != out.dtype or array.shape[1:] != out.shape[1:]:
+            raise fail("out", out.shape, f"float32 rows of shape {array.shape[1:]}")
+        del array
+        if not hasattr(os, "preadv"):  # not on every platform: copy from the map
+            array = self.array(i)
+            for a, n, k in zip(starts.tolist(), lengths.tolist(), at.tolist()):
+                out[k : k + n] = array[a : a + n]
+            return
+        flat = out.reshape(out.shape[0], -1).view(np.uint8)
+        fd = os.open(self.entries[i].array, os.O_RDONLY)
+        try:
+            for a, n, k in zip(starts.tolist(), lengths.tolist(), at.tolist()):
+                if os.preadv(fd, [flat[k : k + n]], offset + a * row) != n * row:
+                    raise PvrnnError(f"cache {str(self.entries[i].array)!r}: shorter than its "
+                                     "header says; expected it rebuilt (delete it)")
+        finally:
+            os.close(fd)
 
     def frames(self, i: int, start: int = 0, stop: int | None = None) -> Frames:
         """Rows ``[start, stop)`` of file ``i`` as 2-D :class:`~pvrnn.Frames` (a copy)."""

@@ -80,6 +80,29 @@ def test_epoch_plans_shuffle_and_keep_pairs_inside_files(folder):
     assert np.array_equal(streams.plan(2)[1], plans[1][1])  # reproducible from (seed, epoch)
 
 
+@pytest.mark.parametrize("mode, magnitude", [("absolute", "log"), ("absolute", "linear"),
+                                             ("delta", "linear"), ("delta", "log")])
+def test_a_step_encodes_every_pair_exactly_as_the_codec_does(folder, mode, magnitude):
+    """Steps read each run of consecutive rows once and encode in place: the features must be
+    those of ``codec.encode`` on each pair's own frames, bit for bit."""
+    model = tiny()
+    corpus = FrameCorpus([folder]).prepare(model.config)
+    settings = dict(seq_length=7, batch_size=4, validation=0.25, seed=3)
+    streams = CorpusStreams(corpus, settings, torch.device("cpu"), mode=mode)
+    codec = pvrnn.FrameCodec(n_partials=4, mode=mode, magnitude=magnitude)
+    streams.prepare(codec.fit(streams.codec_frames()))
+    files, rows = streams.plan(2)
+    extra = 2 if mode == "delta" else 1
+    for t, (inputs, targets) in enumerate(streams.epoch(2)):
+        assert inputs.dtype == targets.dtype == torch.float32
+        for b in range(files.shape[0]):
+            for s in range(inputs.shape[1]):
+                f, r = int(files[b, t * 7 + s]), int(rows[b, t * 7 + s])
+                expected = codec.encode(corpus.frames(f, r, r + 1 + extra)).float()
+                assert torch.equal(inputs[b, s], expected[0])
+                assert torch.equal(targets[b, s], expected[1])
+
+
 def test_fit_on_a_folder_holds_out_files_fits_the_codec_on_training_files_and_logs(folder):
     model = tiny()
     path = folder / "m.pt"
