@@ -240,8 +240,9 @@ class CorpusStreams:
         return chunks
 
     def prepare(self, codec: FrameCodec) -> None:
-        self._codec = FrameCodec(n_partials=codec.n_partials, mode=codec.mode,
-                                 magnitude=codec.magnitude)
+        # the model's own codec class: a DFTCodec (representation="dft") encodes real/imag
+        self._codec = type(codec)(n_partials=codec.n_partials, mode=codec.mode,
+                                  magnitude=codec.magnitude)
         self._codec.load_state_dict(codec.state_dict())  # a CPU copy for the loader
         self._codec.to("cpu")
         self._device_codec = codec

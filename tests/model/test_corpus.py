@@ -188,3 +188,16 @@ def test_a_read_only_folder_is_cached_in_the_user_cache(folder, tmp_path_factory
     corpus = FrameCorpus([folder]).prepare(tiny().config)
     assert not (folder / ".pvrnn-cache").exists()
     assert len(list((home / "pvrnn").rglob("*.npy"))) == 4 and len(corpus.n_frames) == 4
+
+
+def test_a_dft_model_trains_on_a_corpus_with_its_own_features(folder):
+    """The loader's codec copy is the model's codec class (not always FrameCodec)."""
+    from pvrnn.model.dft import DFTCodec
+
+    model = tiny(representation="dft", loss="mse", n_components=1)
+    model.fit(folder, epochs=1, progress=False, device="cpu")
+    assert isinstance(model.codec, DFTCodec)
+    streams = CorpusStreams(FrameCorpus([folder]).prepare(model.config),
+                            dict(batch_size=2, seq_length=4, seed=0, validation=0.0), "cpu")
+    streams.prepare(model.codec)
+    assert type(streams._codec) is DFTCodec
