@@ -39,10 +39,10 @@ from ..dsp.frames import TWO_PI, wrap
 from ..dsp.ola import envelope, envelope_table, overlap_add
 from ..dsp.windows import Window
 from ..errors import PvrnnError, fail
-from .onsets import RISE, SHARP_ONSET, onset_fraction_block, spread_max
+from .onsets import RISE, OnsetTracker, spread_max
 from .phaselock import peak_rotations, peaks
 from .spectra import BLOCK_ELEMENTS, spectra
-from .timemap import FIXED, MAX_OUTPUT, local_map
+from .timemap import FIXED, MAX_OUTPUT, call_factor, local_map, rescale_knots
 
 __all__ = ["StretchEngine", "REACH_SECONDS"]
 
@@ -102,11 +102,8 @@ class StretchEngine:
         self.finished = False
         # Onset grid.
         self.g_done = 0
-        self.prev_mag: torch.Tensor | None = None
-        self.peak = torch.zeros(self.src, dtype=dtype, device=dev)
-        self.over_prev = torch.ones(self.src, 1, dtype=torch.bool, device=dev)
-        self.onset_hist = torch.zeros(self.src, self.width - 1, dtype=torch.bool, device=dev)
-        self.sharp_hist = torch.zeros(self.src, self.width - 1, dtype=torch.bool, device=dev)
+        self.tracker = OnsetTracker(self.src, n_fft, hop, window, onset_threshold,
+                                    self.width, self.block, dtype, dev)
         # Cells from cell_base on: knots (rows of the factor), quantised ideal, flags.
         self.cell_base = 0
         self.knot_vals = torch.zeros(self.factor_rows, 0, dtype=f64, device=dev)
@@ -164,23 +161,7 @@ class StretchEngine:
                               device=dev)
         times = torch.arange(g0, g1, dtype=torch.float64, device=dev)
         times = times * (self.hop / self.sample_rate)
-        try:
-            values = self.callable(times)
-        except Exception as error:  # the user's function: report it as bad input
-            raise PvrnnError(f"factor={self.callable!r}: calling it with the frame times in "
-                             f"seconds failed ({type(error).__name__}: {error})") from error
-        if isinstance(values, numbers.Real) and not isinstance(values, bool):
-            values = torch.full((g1 - g0,), float(values), dtype=torch.float64, device=dev)
-        try:
-            values = torch.as_tensor(values, dtype=torch.float64, device=dev)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise fail("factor", self.callable, "a callable returning a number or one value "
-                       "per frame time") from error
-        if values.shape != (g1 - g0,):
-            raise fail("factor", self.callable, f"factor(times) returning {g1 - g0} values "
-                       f"(one per frame time), got shape {tuple(values.shape)}")
-        if not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
-            raise fail("factor", self.callable, "finite values > 0")
+        values = call_factor(self.callable, times)
         return values.expand(self.factor_rows, g1 - g0)
 
     # -- feeding -----------------------------------------------------------------------------
@@ -226,37 +207,13 @@ class StretchEngine:
     def _onsets(self, g0: int, g1: int) -> None:
         """Analyse grid frames ``[g0, g1)`` and append cells ``[g0 - 1, g1 - 1)`` (all at the
         end)."""
-        hop, dev = self.hop, self.device
+        dev = self.device
         knots = self._knots(g0, g1)
         self.knot_vals = torch.cat([self.knot_vals, knots], dim=1)
         if self.transients:
-            start = g0 * hop - self.buf_pos
             source = self.buf.mean(0, keepdim=True) if self.link else self.buf
-            # Running peak up to each frame's end (padded g hop + n_fft): chunk maxima, cummax.
-            # Running peak up to one window past each frame's end (padded g hop + 2 n_fft, see
-            # onsets.running_peak): the maximum of the
-            # hop-long chunk before each end, then a cummax that carries the peak so far.
-            ends = [g * hop + 2 * self.n_fft - self.buf_pos for g in (g0, g1 - 1)]
-            first_from = 0 if g0 == 0 else ends[0] - hop
-            seg = source[:, first_from : ends[1]].abs()
-            head = seg[:, : ends[0] - first_from].amax(-1, keepdim=True)
-            rest = seg[:, ends[0] - first_from :].reshape(self.src, g1 - g0 - 1, hop).amax(-1)
-            chunks = torch.cat([torch.maximum(head, self.peak.unsqueeze(1)), rest], dim=1)
-            peak = torch.cummax(chunks, dim=1).values  # (src, nb)
-            self.peak = peak[:, -1]
-            frames = source[:, start : start + (g1 - g0 - 1) * hop + self.n_fft]
-            frames = frames.unfold(-1, self.n_fft, hop)
-            fraction, self.prev_mag = onset_fraction_block(frames, self.window, peak,
-                                                           self.prev_mag, self.block)
-            over = fraction >= self.threshold
-            centre = torch.arange(g0, g1, device=dev) * hop
             n_known = self.n_in if self.finished else _MANY
-            onset = over & ~torch.cat([self.over_prev, over[:, :-1]], 1)
-            onset &= centre + self.half <= n_known
-            self.over_prev = over[:, -1:]
-            sharp = onset & (fraction >= max(self.threshold, SHARP_ONSET))
-            reset, self.onset_hist = _covered(onset, self.onset_hist)
-            prot, self.sharp_hist = _covered(sharp, self.sharp_hist)
+            reset, prot = self.tracker.update(source, self.buf_pos, g0, g1, n_known)
             if not self.protect:
                 prot = torch.zeros_like(prot)
         else:
@@ -344,15 +301,7 @@ class StretchEngine:
         s = max(0, n_cells - self.ahead)
         # knots holds knot times c0 + 1 .. n_cells; the knot at s is either in it or final.
         full = torch.cat([self.T[:, -1:], knots], dim=1)  # knots c0 .. n_cells
-        base = full[:, s - c0 : s - c0 + 1]
-        rel = (full[:, s - c0 :] - base).to(torch.float64)
-        goal = float(out_len * FIXED) - base.to(torch.float64)
-        span = rel[:, -1:]
-        steps = torch.arange(rel.shape[1], dtype=torch.float64, device=self.device)
-        even = goal * steps / max(1, rel.shape[1] - 1)
-        scaled = torch.where(span > 0, rel * (goal / span.clamp_min(1.0)), even)
-        scaled = torch.where(goal > 0, scaled, torch.zeros_like(scaled))
-        full[:, s - c0 :] = base + torch.round(scaled).to(torch.int64)
+        full[:, s - c0 :] = rescale_knots(full[:, s - c0 :], out_len)
         return full[:, 1:]
 
     def _factor_repr(self) -> Any:
@@ -496,12 +445,3 @@ class StretchEngine:
             self.reset_cells = self.reset_cells[:, first_cell:]
             self.knot_vals = self.knot_vals[:, first_cell:]
             self.cell_base += first_cell
-
-
-def _covered(marks: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cells with a mark in the last ``width`` frames (the history holds the ``width - 1``
-    before), and the new history."""
-    width = history.shape[1] + 1
-    full = torch.cat([history, marks], dim=1)
-    covered = full.unfold(1, width, 1).any(-1) if width > 1 else marks
-    return covered, full[:, full.shape[1] - (width - 1):] if width > 1 else history

@@ -17,8 +17,8 @@ from ..dsp.windows import Window
 from ..errors import check_positive
 from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, spectra
 
-__all__ = ["detect_onsets", "onset_fraction_block", "running_peak", "spread_max", "RISE",
-           "SHARP_ONSET"]
+__all__ = ["OnsetTracker", "detect_onsets", "onset_fraction_block", "running_peak", "spread_max",
+           "RISE", "SHARP_ONSET"]
 
 #: A bin magnitude counts as rising when it grows by this factor (3 dB) over one hop.
 RISE = 10.0 ** (3.0 / 20.0)
@@ -165,3 +165,73 @@ def detect_onsets(
     fraction, _ = onset_fraction_block(frames, resolved, peak, None, block)
     onsets = _onsets(fraction, threshold, n, n_fft, hop_length)
     return onsets.reshape(*batch, onsets.shape[-1])
+
+
+class OnsetTracker:
+    """The streaming engine's onset analysis, grid frame by grid frame, with its state.
+
+    For grid frames ``[g0, g1)`` (frame ``g`` centred on input sample ``g * hop``): the running
+    peak of the input up to one window past each frame's end (the activity floor), the
+    fraction of active bins that rose (:func:`onset_fraction_block`), and which cells an onset
+    (or a sharp one, :data:`SHARP_ONSET`) covers, ``width`` cells from its frame on.
+
+    Args:
+        rows (int): signals analysed (1 for linked channels).
+        n_fft, hop, window, threshold: the stretch's analysis and onset settings.
+        width (int): cells an onset covers.
+        block (int): frames per spectra block (memory bound).
+    """
+
+    def __init__(self, rows: int, n_fft: int, hop: int, window: Window, threshold: float,
+                 width: int, block: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.rows, self.n_fft, self.hop, self.window = rows, n_fft, hop, window
+        self.half, self.threshold, self.block = n_fft // 2, threshold, block
+        self.prev_mag: torch.Tensor | None = None
+        self.peak = torch.zeros(rows, dtype=dtype, device=device)
+        self.over_prev = torch.ones(rows, 1, dtype=torch.bool, device=device)
+        self.onset_hist = torch.zeros(rows, width - 1, dtype=torch.bool, device=device)
+        self.sharp_hist = torch.zeros(rows, width - 1, dtype=torch.bool, device=device)
+
+    def update(self, source: torch.Tensor, buf_pos: int, g0: int, g1: int,
+               n_known: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``[g0, g1)`` of ``source`` ``(rows, samples)``, padded input from padded
+        sample ``buf_pos`` on; ``n_known``: input samples known to exist (onsets past them wait).
+
+        Returns:
+            tuple: ``(reset, protected)`` bool ``(rows, g1 - g0)``: cells covered by an onset,
+            and by a sharp one.
+        """
+        hop, n_fft = self.hop, self.n_fft
+        start = g0 * hop - buf_pos
+        # Running peak up to one window past each frame's end (padded g hop + 2 n_fft, see
+        # running_peak): the maximum of the hop-long chunk before each end, then a cummax
+        # that carries the peak so far.
+        ends = [g * hop + 2 * n_fft - buf_pos for g in (g0, g1 - 1)]
+        first_from = 0 if g0 == 0 else ends[0] - hop
+        seg = source[:, first_from : ends[1]].abs()
+        head = seg[:, : ends[0] - first_from].amax(-1, keepdim=True)
+        rest = seg[:, ends[0] - first_from :].reshape(self.rows, g1 - g0 - 1, hop).amax(-1)
+        chunks = torch.cat([torch.maximum(head, self.peak.unsqueeze(1)), rest], dim=1)
+        peak = torch.cummax(chunks, dim=1).values  # (rows, frames)
+        self.peak = peak[:, -1]
+        frames = source[:, start : start + (g1 - g0 - 1) * hop + n_fft].unfold(-1, n_fft, hop)
+        fraction, self.prev_mag = onset_fraction_block(frames, self.window, peak,
+                                                       self.prev_mag, self.block)
+        over = fraction >= self.threshold
+        centre = torch.arange(g0, g1, device=source.device) * hop
+        onset = over & ~torch.cat([self.over_prev, over[:, :-1]], 1)
+        onset &= centre + self.half <= n_known
+        self.over_prev = over[:, -1:]
+        sharp = onset & (fraction >= max(self.threshold, SHARP_ONSET))
+        reset, self.onset_hist = _covered(onset, self.onset_hist)
+        protected, self.sharp_hist = _covered(sharp, self.sharp_hist)
+        return reset, protected
+
+
+def _covered(marks: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cells with a mark in the last ``width`` frames (the history holds the ``width - 1``
+    before), and the new history."""
+    width = history.shape[1] + 1
+    full = torch.cat([history, marks], dim=1)
+    covered = full.unfold(1, width, 1).any(-1) if width > 1 else marks
+    return covered, full[:, full.shape[1] - (width - 1):] if width > 1 else history

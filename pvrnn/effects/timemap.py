@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ..errors import PvrnnError, check_positive, fail
 
-__all__ = ["Factor", "factor_knots", "flatten_curve", "local_map", "FIXED", "MAX_OUTPUT"]
+__all__ = ["Factor", "call_factor", "factor_knots", "flatten_curve", "local_map", "rescale_knots",
+           "FIXED", "MAX_OUTPUT"]
 
 Factor = Union[float, torch.Tensor, Sequence[float], Callable[[torch.Tensor], Any]]
 
@@ -150,3 +151,41 @@ def flatten_curve(factor: Any, batch: torch.Size, n: int, hop: int) -> Any:
     if lead != batch:
         raise fail("factor", factor, f"leading dims that broadcast to {tuple(batch)}")
     return curve.expand(*batch, curve.shape[-1]).reshape(-1, curve.shape[-1])
+
+
+def rescale_knots(knots: torch.Tensor, out_len: int) -> torch.Tensor:
+    """Knot times ``(rows, n)`` (fixed point) rescaled after the first so the last is
+    ``out_len`` samples: proportionally, or evenly spread when they do not advance."""
+    base = knots[:, :1]
+    rel = (knots - base).to(torch.float64)
+    goal = float(out_len * FIXED) - base.to(torch.float64)
+    span = rel[:, -1:]
+    steps = torch.arange(rel.shape[1], dtype=torch.float64, device=knots.device)
+    even = goal * steps / max(1, rel.shape[1] - 1)
+    scaled = torch.where(span > 0, rel * (goal / span.clamp_min(1.0)), even)
+    scaled = torch.where(goal > 0, scaled, torch.zeros_like(scaled))
+    return base + torch.round(scaled).to(torch.int64)
+
+
+def call_factor(factor: Callable[[torch.Tensor], Any], times: torch.Tensor) -> torch.Tensor:
+    """A factor given as a function of time (s), at ``times`` ``(n,)`` float64: ``(n,)``
+    float64 values, each finite and > 0; anything else is a :class:`PvrnnError` naming it."""
+    n, dev = times.shape[0], times.device
+    try:
+        values = factor(times)
+    except Exception as error:  # the user's function: report it as bad input
+        raise PvrnnError(f"factor={factor!r}: calling it with the frame times in "
+                         f"seconds failed ({type(error).__name__}: {error})") from error
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
+        values = torch.full((n,), float(values), dtype=torch.float64, device=dev)
+    try:
+        values = torch.as_tensor(values, dtype=torch.float64, device=dev)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise fail("factor", factor, "a callable returning a number or one value "
+                   "per frame time") from error
+    if values.shape != (n,):
+        raise fail("factor", factor, f"factor(times) returning {n} values "
+                   f"(one per frame time), got shape {tuple(values.shape)}")
+    if not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
+        raise fail("factor", factor, "finite values > 0")
+    return values
