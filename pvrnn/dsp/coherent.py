@@ -35,7 +35,7 @@ import math
 import torch
 
 from ..errors import check_positive, fail
-from .frames import TWO_PI, Frames, bin_advance, default_start_phase, wrap
+from .frames import TWO_PI, Frames, bin_advance, bin_frequencies, default_start_phase, wrap
 
 __all__ = ["lock_phases", "peak_owners"]
 
@@ -155,14 +155,10 @@ def lock_phases(frames: Frames, floor_db: float = DEFAULT_FLOOR_DB) -> Frames:
     # Back to the stored form: deviations whose integration gives this phase.
     bins = bin_advance(n_bins, frames.n_fft, frames.hop_length, magnitude.device)
     step = wrap(torch.diff(phase, dim=1) - bins)
-    deviation = torch.cat([frequency[:, :1] - _centres(frames, frequency), step / radians_per_hz],
+    centres = bin_frequencies(n_bins, frames.n_fft, frames.sample_rate, like=frequency)
+    deviation = torch.cat([frequency[:, :1] - centres, step / radians_per_hz],
                           dim=1)
     return frames.replace(
         deviation=deviation.to(frames.deviation.dtype).reshape(shape),
         start_phase=wrap(phase[:, 0]).reshape(*shape[:-2], n_bins),
     )
-
-
-def _centres(frames: Frames, like: torch.Tensor) -> torch.Tensor:
-    k = torch.arange(frames.n_bins, device=like.device, dtype=torch.float64)
-    return k * (frames.sample_rate / frames.n_fft)

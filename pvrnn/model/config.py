@@ -141,7 +141,7 @@ class SoundModelConfig:
         self.representation = check_representation(self.representation, self.mode)
         for key, value in check_network_settings(
             self.hidden_size, self.num_layers, self.n_components, self.cell, self.dropout,
-            self.loss, self.bottleneck,
+            self.loss, self.bottleneck, self.input_noise,
         ).items():
             setattr(self, key, value)
         self.epochs = check_int("epochs", self.epochs, low=1)
@@ -153,11 +153,6 @@ class SoundModelConfig:
         self.clip = check_positive("clip", self.clip)
         if self.validation is not None:
             self.validation = _check_validation(self.validation)
-        noise = self.input_noise
-        if not (isinstance(noise, numbers.Real) and not isinstance(noise, bool)
-                and math.isfinite(noise) and noise >= 0):
-            raise fail("input_noise", noise, "a standard deviation >= 0 (feature units)")
-        self.input_noise = float(noise)
         self.prime_seconds = check_positive("prime_seconds", self.prime_seconds)
         return self
 

@@ -28,7 +28,7 @@ LOSSES = ("mdn", "mse")
 
 def check_network_settings(
     hidden_size: Any, num_layers: Any, n_components: Any, cell: Any, dropout: Any, loss: Any,
-    bottleneck: Any = None,
+    bottleneck: Any = None, input_noise: Any = 0.0,
 ) -> dict[str, Any]:
     """The network's settings, checked: the one place these rules live (the network and
     :class:`~pvrnn.model.config.SoundModelConfig` both call it).
@@ -55,6 +55,10 @@ def check_network_settings(
     checked["dropout"] = float(dropout)
     checked["bottleneck"] = None if bottleneck is None else check_int("bottleneck", bottleneck,
                                                                       low=1)
+    noise_ok = isinstance(input_noise, numbers.Real) and not isinstance(input_noise, bool)
+    if not noise_ok or not (math.isfinite(input_noise) and input_noise >= 0):
+        raise fail("input_noise", input_noise, "a standard deviation >= 0 (feature units)")
+    checked["input_noise"] = float(input_noise)
     return checked
 
 #: The recurrent state: ``(h, c)`` for an LSTM, ``h`` for a GRU; each
@@ -116,16 +120,13 @@ class SpectralRNN(nn.Module):
         super().__init__()
         self.n_features = check_int("n_features", n_features, low=1)
         checked = check_network_settings(hidden_size, num_layers, n_components, cell, dropout,
-                                         loss, bottleneck)
+                                         loss, bottleneck, input_noise)
         self.hidden_size, self.num_layers = checked["hidden_size"], checked["num_layers"]
         self.n_components, self.cell = checked["n_components"], checked["cell"]
         self.loss_kind, self.dropout = checked["loss"], checked["dropout"]
         self.min_variance = float(min_variance)
         self.bottleneck = checked["bottleneck"]
-        noise_ok = isinstance(input_noise, numbers.Real) and not isinstance(input_noise, bool)
-        if not noise_ok or not (math.isfinite(input_noise) and input_noise >= 0):
-            raise fail("input_noise", input_noise, "a standard deviation >= 0")
-        self.input_noise = float(input_noise)
+        self.input_noise = checked["input_noise"]
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "tcn": TemporalConvNet}[self.cell]
         inner = self.n_features if self.bottleneck is None else self.bottleneck
         # A bottleneck: a linear embedding of the input frame and a low-rank head. For full-band
