@@ -141,3 +141,14 @@ def test_input_noise_only_in_training_mode():
             SpectralRNN(6, input_noise=bad)
         with pytest.raises(PvrnnError, match="input_noise"):
             SoundModelConfig(input_noise=bad)
+
+
+def test_automatic_settings_need_a_first_sound_they_can_read():
+    model = SoundModel()
+    with pytest.raises(PvrnnError, match="sample_rate=None: expected the sample rate"):
+        model.fit(_harmonic(220.0, 0.5), progress=False)
+    with pytest.raises(PvrnnError, match="sources=.*at least one"):
+        model.fit([], sample_rate=SR, progress=False)
+    with pytest.raises(PvrnnError, match="sources=.*audio file path"):
+        model.fit([3.5], sample_rate=SR, progress=False)
+    assert model.network is None  # nothing was built from a bad call
