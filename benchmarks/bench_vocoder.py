@@ -6,8 +6,10 @@ items differ. Rows:
 
 - ``torch.stft + torch.istft``: the floor (no magnitude/frequency work at all), and each alone
   (what ``analyze`` and ``synthesize`` respectively contain);
-- ``pvrnn analyze + synthesize``: eager kernels, and the compiled ones where torch.compile works;
-- ``pvrnn analyze`` / ``pvrnn synthesize`` alone (for profiling);
+- ``pvrnn analyze + synthesize``: what :class:`pvrnn.PhaseVocoder` runs (float32 in blocks of
+  frames with fixed-point phase on a CPU), and each half alone;
+- ``whole-signal kernels``: :mod:`pvrnn.dsp.kernels` (float64 phase steps over the whole
+  signal), eager, and compiled where torch.compile works (what ``PVRNN_COMPILE=1`` runs on a GPU);
 - ``librosa stft + istft`` (numpy, CPU) when librosa is installed.
 
 Each row is timed ``--repeats`` times after a warm-up, round-robin across rows so that machine
@@ -26,6 +28,7 @@ its slowest thread); one thread and process CPU time give steadier ratios.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +40,8 @@ import torch
 
 import pvrnn
 from pvrnn.dsp import kernels as _fused
+from pvrnn.dsp import ola
+from pvrnn.dsp.frames import bin_advance
 
 N_FFT, HOP = 2048, 512
 
@@ -138,46 +143,47 @@ def main(argv: list[str] | None = None) -> int:
     }
     notes: list[str] = []
     snrs: dict[str, float] = {}
-    modes = ["off"]
+    frames = pv.analyze(audio)
+    snrs["pvrnn analyze + synthesize"] = snr_db(audio, pv.synthesize(frames, length=length))
+    rows["pvrnn analyze + synthesize"] = lambda: pv.synthesize(pv.analyze(audio), length=length)
+    rows["pvrnn analyze"] = lambda: pv.analyze(audio)
+    rows["pvrnn synthesize"] = lambda: pv.synthesize(frames, length=length)
+
+    # The whole-signal kernels (float64 phase steps; what float32 ran through before the blocks,
+    # and what runs on a GPU with PVRNN_COMPILE=1), eager and compiled.
+    flat = audio.reshape(-1, length)
+    advance = bin_advance(pv.n_bins, N_FFT, HOP, device)
+    table = pv._table_on(device)
+
+    def whole_signal(compiled: bool) -> torch.Tensor:
+        spec = torch.stft(flat, N_FFT, HOP, window=window, center=True, pad_mode="reflect",
+                          return_complex=True).transpose(-1, -2)
+        magnitude, deviation, start = _fused.analysis(spec, advance, rate / (2 * math.pi * HOP),
+                                                      overwrite=True, compiled=compiled)
+        spec = _fused.spectrum(magnitude, deviation, start, advance, 2 * math.pi * HOP / rate,
+                               compiled=compiled)
+        return ola.inverse_stft(spec, window, HOP, length, table)
+
+    modes = [False]
     if not args.no_compile:
         if _fused.compiled_available(device.type):
             start = time.perf_counter()
-            with _fused.using("on"):
-                pv.synthesize(pv.analyze(audio), length=length)
+            whole_signal(True)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t_first = time.perf_counter() - start
             if _fused.compiled_available(device.type):
-                modes.append("on")
+                modes.append(True)
                 notes.append(f"compiled kernels: first call {t_first:.1f} s (compilation, or "
                              f"inductor's disk cache when warm)")
             else:
                 notes.append(f"compiled kernels unavailable: {_fused._BROKEN.get(device.type)}")
         else:
             notes.append("compiled kernels unavailable on this platform")
-
-    for mode in modes:
-        label = "eager" if mode == "off" else "compiled"
-        with _fused.using(mode):
-            frames = pv.analyze(audio)
-            again = pv.synthesize(frames, length=length)
-        snrs[label] = snr_db(audio, again)
-
-        def both(mode=mode):
-            with _fused.using(mode):
-                return pv.synthesize(pv.analyze(audio), length=length)
-
-        def analyze(mode=mode):
-            with _fused.using(mode):
-                return pv.analyze(audio)
-
-        def synthesize(mode=mode, frames=frames):
-            with _fused.using(mode):
-                return pv.synthesize(frames, length=length)
-
-        rows[f"pvrnn analyze + synthesize, {label}"] = both
-        rows[f"pvrnn analyze, {label}"] = analyze
-        rows[f"pvrnn synthesize, {label}"] = synthesize
+    for compiled in modes:
+        key = f"whole-signal kernels, {'compiled' if compiled else 'eager'}"
+        snrs[key] = snr_db(flat, whole_signal(compiled))
+        rows[key] = lambda compiled=compiled: whole_signal(compiled)
 
     if not args.no_librosa:
         try:
@@ -209,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in rows:
         ms = statistics.median(times[key]) * 1e3
         best = min(times[key]) * 1e3
-        label = key.rsplit(", ", 1)[-1] if "+ synthesize" in key else None
-        snr = f"{snrs[label]:.1f}" if label in snrs else ""
+        snr = f"{snrs[key]:.1f}" if key in snrs else ""
         print(f"| {key} | {ms:.1f} | {best:.1f} | {ms / floor_ms:.2f} | "
               f"{audio_seconds / (ms / 1e3):,.0f} | {snr} |")
     for note in notes:

@@ -5,7 +5,10 @@
 - :func:`spectrum`: magnitude, deviation and start phase -> complex spectrum.
 - :func:`accumulate_phase`: deviation and start phase -> the phase of every frame, float64.
 
-The inverse FFT and overlap-add back to audio live in :mod:`pvrnn.dsp.ola`.
+The inverse FFT and overlap-add back to audio live in :mod:`pvrnn.dsp.ola`. These kernels work
+on the whole signal at once. :class:`~pvrnn.PhaseVocoder` runs them for float64, and for float32
+on a GPU with ``PVRNN_COMPILE=1``; other float32 work goes through :mod:`pvrnn.dsp.chunked`
+(blocks of frames, fixed-point phase), which on a CPU is faster than both versions below.
 
 All of them are eager torch code that serves every dtype and device. :func:`analysis` and
 :func:`spectrum` also have float32 versions compiled with ``torch.compile`` (fused C++ loops
@@ -53,6 +56,7 @@ import torch
 
 __all__ = [
     "analysis", "spectrum", "accumulate_phase", "compile_mode", "compiled_available", "using",
+    "use_compiled",
 ]
 
 log = logging.getLogger("pvrnn")
@@ -108,7 +112,9 @@ def compiled_available(device_type: str = "cpu") -> bool:
     )
 
 
-def _use_compiled(*tensors: torch.Tensor, force: bool | None = None) -> bool:
+def use_compiled(*tensors: torch.Tensor, force: bool | None = None) -> bool:
+    """Whether the compiled kernels would run for these tensors (the policy, the dtype, autograd
+    and the device type)."""
     if not (compile_mode() == "on" if force is None else force):
         return False
     if any(t.dtype != torch.float32 for t in tensors):
@@ -161,7 +167,7 @@ def analysis(
         magnitude and deviation ``(B, F, K)`` and start phase ``(B, K)``, in the real dtype of
         ``spec``. Frame 0 has no predecessor: it takes frame 1's deviation (0 for one frame).
     """
-    if _use_compiled(spec.real, force=compiled):
+    if use_compiled(spec.real, force=compiled):
         bits = torch.view_as_real(spec.contiguous()).view(torch.int64).squeeze(-1)
         args = (bits.detach(), advance.detach(), hz_per_radian)  # see _run
         magnitude, deviation, phase = _run(
@@ -243,7 +249,7 @@ def spectrum(
     The phase is integrated as in :func:`accumulate_phase`; magnitudes below zero count as
     zero. The result is complex64 for float32 frames, complex128 for float64.
     """
-    use = _use_compiled(magnitude, deviation, force=compiled)
+    use = use_compiled(magnitude, deviation, force=compiled)
     if use and magnitude.shape[1] > 1:
         start_pi = start_phase.to(torch.float64) + PI
         args = (magnitude.contiguous().detach(), deviation.contiguous().detach(),

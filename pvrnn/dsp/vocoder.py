@@ -1,12 +1,13 @@
-"""The phase vocoder: audio <-> :class:`~pvrnn.Frames`, one batched call, no loops.
+"""The phase vocoder: audio <-> :class:`~pvrnn.Frames`, one batched call, no loops over frames.
 
-Analysis is ``torch.stft`` followed by elementwise work over all frames and bins at once:
-magnitude, phase, and the instantaneous frequency from the wrapped phase advance between
-consecutive frames. Synthesis integrates the frequency back into phase (accumulated in
-float64 over frames) and overlap-adds the inverse FFT as ``torch.istft(center=True)`` does
-(with a precomputed normalising envelope instead of one overlap-add per call). The per-bin work
-lives in :mod:`pvrnn.dsp.kernels` (eager kernels, and fused compiled ones for float32), the
-overlap-add in :mod:`pvrnn.dsp.ola`, the windows in :mod:`pvrnn.dsp.windows`.
+Analysis is ``torch.stft`` followed by elementwise work over frames and bins: magnitude, phase,
+and the instantaneous frequency from the wrapped phase advance between consecutive frames.
+Synthesis integrates the frequency back into phase (exactly: in integers or float64) and
+overlap-adds the inverse FFT as ``torch.istft(center=True)`` does (with a precomputed
+normalising envelope instead of one overlap-add per call). float32 runs in blocks of frames with
+the phase in fixed point (:mod:`pvrnn.dsp.chunked`); float64, and float32 on a GPU with
+``PVRNN_COMPILE=1``, run the whole-signal kernels of :mod:`pvrnn.dsp.kernels`. The overlap-add
+is in :mod:`pvrnn.dsp.ola`, the windows in :mod:`pvrnn.dsp.windows`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import torch
 from torch import nn
 
 from ..errors import PvrnnError, check_audio, check_int, check_positive, fail
-from . import kernels, ola
+from . import chunked, kernels, ola
 from .frames import TWO_PI, Frames, bin_advance, default_start_phase
 from .windows import make_window
 
 __all__ = ["PhaseVocoder"]
+
+
+def _in_blocks(*tensors: torch.Tensor) -> bool:
+    """float32 runs through :mod:`pvrnn.dsp.chunked`, except on a GPU with ``PVRNN_COMPILE=1``
+    (the fused whole-signal kernels). On CPU the blocks beat the compiled kernels (1.1x against
+    1.7x the bare ``torch.stft`` + ``torch.istft``, ``benchmarks/bench_vocoder.py``)."""
+    if any(t.dtype != torch.float32 for t in tensors):
+        return False
+    return tensors[0].device.type == "cpu" or not kernels.use_compiled(*tensors)
 
 class PhaseVocoder(nn.Module):
     """Analysis into per-bin (magnitude, instantaneous frequency) frames, and resynthesis.
@@ -37,11 +47,13 @@ class PhaseVocoder(nn.Module):
     Frames use ``torch.stft(center=True, pad_mode="reflect")``: frame ``t`` is centred on sample
     ``t * hop_length``, and a signal of ``n`` samples gives ``1 + n // hop_length`` frames.
 
-    Speed: the per-bin work around the FFTs runs as in-place eager torch ops by default, about
-    2x the time of a bare ``torch.stft`` + ``torch.istft`` on a CPU. With the environment variable
-    ``PVRNN_COMPILE=1``, float32 work runs in kernels fused by ``torch.compile`` instead (about
-    1.35x), after a one-off compilation of 20-30 s per process (about 5 s once torch's disk cache
-    is warm). Results agree to float32 precision either way.
+    Speed: float32 audio and frames run a block of frames at a time, with the phase in fixed point
+    (:mod:`pvrnn.dsp.chunked`): analyze + synthesize take about 1.1x the time of a bare
+    ``torch.stft`` + ``torch.istft`` on a CPU, and no array of the whole signal is made but the
+    outputs. float64 runs the whole-signal kernels of :mod:`pvrnn.dsp.kernels` (float64 phase
+    steps). On a GPU, ``PVRNN_COMPILE=1`` runs float32 through those kernels fused by
+    ``torch.compile`` instead (unmeasured on GPUs so far); on a CPU it changes nothing. Results
+    agree to float32 precision whichever path runs.
 
     Example:
         >>> pv = pvrnn.PhaseVocoder(n_fft=2048, hop_length=512, sample_rate=44100)
@@ -114,16 +126,21 @@ class PhaseVocoder(nn.Module):
         audio = check_audio(audio, min_length=self.n_fft, min_length_reason=f"n_fft={self.n_fft}")
         batch, length = audio.shape[:-1], audio.shape[-1]
         window = self.window.to(device=audio.device, dtype=audio.dtype)
-        spec = torch.stft(
-            audio.reshape(-1, length), self.n_fft, self.hop_length, self.win_length, window,
-            center=True, pad_mode="reflect", return_complex=True,
-        )  # (B, n_bins, n_frames); its transpose is frames-major and contiguous
-        magnitude, deviation, start_phase = kernels.analysis(
-            spec.transpose(-1, -2),
-            bin_advance(self.n_bins, self.n_fft, self.hop_length, audio.device),
-            self.sample_rate / (TWO_PI * self.hop_length),
-            overwrite=True,  # the STFT is ours: its memory can hold the float64 phase steps
-        )
+        flat = audio.reshape(-1, length)
+        if _in_blocks(flat):
+            magnitude, deviation, start_phase = chunked.analyze(
+                flat, self.n_fft, self.hop_length, self.win_length, window, self.sample_rate)
+        else:
+            spec = torch.stft(
+                flat, self.n_fft, self.hop_length, self.win_length, window,
+                center=True, pad_mode="reflect", return_complex=True,
+            )  # (B, n_bins, n_frames); its transpose is frames-major and contiguous
+            magnitude, deviation, start_phase = kernels.analysis(
+                spec.transpose(-1, -2),
+                bin_advance(self.n_bins, self.n_fft, self.hop_length, audio.device),
+                self.sample_rate / (TWO_PI * self.hop_length),
+                overwrite=True,  # the STFT is ours: its memory can hold the float64 phase steps
+            )
         n_frames = magnitude.shape[-2]
         return Frames(
             magnitude.reshape(*batch, n_frames, self.n_bins),
@@ -180,21 +197,24 @@ class PhaseVocoder(nn.Module):
             start = default_start_phase(n_bins, like=like)
         batch = torch.broadcast_shapes(frames.shape[:-2], start.shape[:-1])
         magnitude = frames.magnitude.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins)
-        spec = kernels.spectrum(
-            magnitude,
-            frames.deviation.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins),
-            start.expand(*batch, n_bins).reshape(-1, n_bins),
-            bin_advance(n_bins, self.n_fft, self.hop_length, magnitude.device),
-            TWO_PI * self.hop_length / self.sample_rate,
-        )  # (B, n_frames, n_bins), complex
-        # The inverse STFT of torch.istft(center=True), without its per-call envelope pass.
+        deviation = frames.deviation.expand(*batch, n_frames, n_bins).reshape(-1, n_frames, n_bins)
+        start = start.expand(*batch, n_bins).reshape(-1, n_bins)
         window = torch.nn.functional.pad(
-            self.window.to(device=spec.device, dtype=magnitude.dtype),
+            self.window.to(device=magnitude.device, dtype=magnitude.dtype),
             ((self.n_fft - self.win_length) // 2, (self.n_fft - self.win_length + 1) // 2),
         )
-        audio = ola.inverse_stft(
-            spec, window, self.hop_length, length, self._table_on(spec.device)
-        )  # missing upper bins (partials) are zero
+        table = self._table_on(magnitude.device)
+        if _in_blocks(magnitude, deviation):
+            audio = chunked.synthesize(magnitude, deviation, start, self.n_fft, self.hop_length,
+                                       window, length, table, self.sample_rate)
+        else:
+            spec = kernels.spectrum(
+                magnitude, deviation, start,
+                bin_advance(n_bins, self.n_fft, self.hop_length, magnitude.device),
+                TWO_PI * self.hop_length / self.sample_rate,
+            )  # (B, n_frames, n_bins), complex
+            # The inverse STFT of torch.istft(center=True), without its per-call envelope pass.
+            audio = ola.inverse_stft(spec, window, self.hop_length, length, table)
         return audio.reshape(*batch, audio.shape[-1])
 
     def _table_on(self, device: torch.device) -> torch.Tensor:

@@ -100,16 +100,18 @@ def test_compile_failure_falls_back_silently(monkeypatch):
 
     monkeypatch.setattr(_fused, "_BROKEN", {})
     monkeypatch.setattr(_fused, "_COMPILED", {"analysis": broken, "spectrum": broken})
-    pv = PhaseVocoder(n_fft=512, hop_length=128, sample_rate=16000)
     audio = torch.sin(torch.arange(8000) * 0.1)
-    with _fused.using("on"):
-        frames = pv.analyze(audio)
-        out = pv.synthesize(frames, length=8000)
+    spec = torch.stft(audio, 512, 128, window=torch.hann_window(512),
+                      return_complex=True).transpose(-1, -2)[None]
+    advance = bin_advance(257, 512, 128, "cpu")
+    frames = _fused.analysis(spec, advance, 20.0, compiled=True)
     assert "no compiler here" in _fused._BROKEN["cpu"]
     assert not _fused.compiled_available("cpu")
-    with _fused.using("off"):
-        torch.testing.assert_close(frames.magnitude, pv.analyze(audio).magnitude)
-        torch.testing.assert_close(out, pv.synthesize(frames, length=8000))
+    for got, want in zip(frames, _fused.analysis(spec, advance, 20.0, compiled=False)):
+        torch.testing.assert_close(got, want)
+    args = (*frames[:2], frames[2], advance, 0.05)
+    torch.testing.assert_close(_fused.spectrum(*args, compiled=True),
+                               _fused.spectrum(*args, compiled=False))
 
 
 def test_policy(monkeypatch):
@@ -128,8 +130,8 @@ def test_policy(monkeypatch):
     # Never compiled: float64, or inputs autograd is recording through.
     monkeypatch.setattr(_fused, "_BROKEN", {})
     with _fused.using("on"):
-        assert not _fused._use_compiled(torch.zeros(2, dtype=torch.float64))
-        assert not _fused._use_compiled(torch.zeros(2, requires_grad=True))
+        assert not _fused.use_compiled(torch.zeros(2, dtype=torch.float64))
+        assert not _fused.use_compiled(torch.zeros(2, requires_grad=True))
         with torch.no_grad():
-            assert _fused._use_compiled(torch.zeros(2, requires_grad=True)) == (
+            assert _fused.use_compiled(torch.zeros(2, requires_grad=True)) == (
                 _fused.compiled_available("cpu"))
