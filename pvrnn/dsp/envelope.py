@@ -70,6 +70,9 @@ def spectral_envelope(
 #: Samples per block of the pitch measurement (each block analysed on its own): bounded
 #: memory on long sounds, and the same blocks whether the sound is in memory or read from disk.
 LIFTER_BLOCK = 1 << 20
+#: Frames of a block measured at a time: YIN's float64 work is ~100x a frame's samples (a whole
+#: block at once peaked at 260 MB), and each frame reads only the samples around it.
+_F0_FRAMES = 256
 
 
 def pitch_lifter(*sounds: torch.Tensor, sample_rate: float, ratio: float = 1.0) -> float:
@@ -98,8 +101,6 @@ def pitch_lifter_blocks(*sounds: Iterable[torch.Tensor], sample_rate: float,
                         ratio: float = 1.0) -> float:
     """:func:`pitch_lifter` of sounds given as blocks ``(..., <= LIFTER_BLOCK)`` (a file read
     block by block): each sound's median is over the voiced frames of all its blocks."""
-    from ..metrics import estimate_f0
-
     hop = max(1, int(round(0.01 * sample_rate)))
     frame = max(2, int(round(0.046 * sample_rate)))
     highest = 0.0
@@ -108,8 +109,7 @@ def pitch_lifter_blocks(*sounds: Iterable[torch.Tensor], sample_rate: float,
         for audio in blocks:
             if audio.shape[-1] < frame:
                 continue
-            f0 = estimate_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop_length=hop,
-                             frame_length=frame, fmin=max(40.0, 2.2 * sample_rate / frame))
+            f0 = block_f0(audio.reshape(-1, audio.shape[-1]), sample_rate, hop, frame)
             voiced.append(f0[~f0.isnan()])
         voiced = torch.cat(voiced) if voiced else torch.zeros(0)
         if voiced.numel():
@@ -117,6 +117,27 @@ def pitch_lifter_blocks(*sounds: Iterable[torch.Tensor], sample_rate: float,
     if highest == 0.0:
         return MAX_LIFTER_SECONDS
     return min(MAX_LIFTER_SECONDS, 0.5 / (highest * max(1.0, ratio)))
+
+
+def block_f0(audio: torch.Tensor, sample_rate: float, hop: int, frame: int) -> torch.Tensor:
+    """:func:`pvrnn.metrics.estimate_f0` of one block ``(B, n)`` (the pitch lifter's settings),
+    ``_F0_FRAMES`` frames at a time: each run is measured on its samples and ``frame`` samples
+    of context each side (the block's own zero-padded ends where it has none), so the values
+    are those of the whole block at once, in a fraction of the memory."""
+    from ..metrics import estimate_f0
+
+    n = audio.shape[-1]
+    n_frames = 1 + n // hop
+    context = -(-frame // hop)  # frames' worth of samples around a run
+    runs = []
+    for t0 in range(0, n_frames, _F0_FRAMES):  # runs of frames: bounded memory
+        t1 = min(n_frames, t0 + _F0_FRAMES)
+        s0 = max(0, t0 - context)
+        piece = audio[:, s0 * hop : min(n, (t1 - 1 + context) * hop + 1)]
+        f0 = estimate_f0(piece, sample_rate, hop_length=hop, frame_length=frame,
+                         fmin=max(40.0, 2.2 * sample_rate / frame))
+        runs.append(f0[:, t0 - s0 : t1 - s0])
+    return torch.cat(runs, dim=-1)
 
 
 def lifter_samples(

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from pvrnn import PvrnnError
-from pvrnn.dsp.envelope import MAX_LIFTER_SECONDS, lifter_samples, pitch_lifter, spectral_envelope
+from pvrnn.dsp.envelope import (
+    MAX_LIFTER_SECONDS,
+    block_f0,
+    lifter_samples,
+    pitch_lifter,
+    spectral_envelope,
+)
 
 SR = 44100
 
@@ -61,6 +67,21 @@ def test_pitch_lifter_without_a_pitch_is_the_longest():
     noise = torch.randn(SR, generator=torch.Generator().manual_seed(0)) * 0.1
     assert pitch_lifter(noise, sample_rate=SR) == MAX_LIFTER_SECONDS
     assert pitch_lifter(torch.zeros(100), sample_rate=SR) == MAX_LIFTER_SECONDS
+
+
+@pytest.mark.parametrize("n", [2028, 5000, 200_000])
+def test_block_f0_in_runs_equals_estimate_f0_of_the_whole_block(n):
+    # The pitch behind the lifter is measured a few hundred frames at a time (bounded memory):
+    # each frame reads only the samples around it, so the values are the whole block's.
+    from pvrnn.metrics import estimate_f0
+
+    t = torch.arange(n, dtype=torch.float64) / SR
+    glide = torch.sin(2 * math.pi * (200 + 50 * torch.sin(2 * math.pi * t)) * t) * (t % 1 < 0.7)
+    noise = torch.randn(2, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    audio = (glide + 0.01 * noise).float()
+    whole = estimate_f0(audio, SR, hop_length=441, frame_length=2028, fmin=2.2 * SR / 2028)
+    runs = block_f0(audio, SR, 441, 2028)
+    torch.testing.assert_close(runs, whole, rtol=0, atol=0, equal_nan=True)
 
 
 def test_lifter_samples_in_range():
