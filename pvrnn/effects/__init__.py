@@ -5,7 +5,8 @@
   :mod:`~pvrnn.effects.onsets` (attacks), :mod:`~pvrnn.effects.phaselock` (peaks and their
   rotations) and :mod:`~pvrnn.effects.spectra` (settings, windowed spectra).
 - :mod:`~pvrnn.effects.pitch`: :func:`pitch_shift` (stretch, then resample).
-- :mod:`~pvrnn.effects.cross`: :func:`cross_synthesize`.
+- :mod:`~pvrnn.effects.cross`: :func:`cross_synthesize`, on blocks
+  (:class:`~pvrnn.effects.cross.CrossStream`, over :mod:`pvrnn.dsp.vocoder_stream`).
 - :mod:`~pvrnn.effects.engine`: the streaming engine all of them run;
   :mod:`~pvrnn.effects.streaming`: :class:`Stretcher` (blocks in, blocks out).
 """
