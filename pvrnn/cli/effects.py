@@ -4,9 +4,9 @@ Each command reads any audio file soundfile knows (``-`` reads stdin), keeps its
 writes WAV/FLAC/OGG by suffix (``-`` writes WAV to stdout) atomically, refuses to overwrite
 its input or an existing file without ``--force``, shows a progress bar on long input when
 stderr is a terminal, and exits with status 1 and a one-line reason on bad input.
-``stretch`` and ``pitch`` from a file to a file stream (:class:`pvrnn.io.AudioReader` ->
-the effects' engine -> :class:`pvrnn.io.AudioWriter`): memory stays bounded however long the
-file, and the result is the in-memory one.
+``stretch``, ``pitch`` and ``cross`` from files to a file stream
+(:class:`pvrnn.io.AudioReader` -> the effects' streams -> :class:`pvrnn.io.AudioWriter`):
+memory stays bounded however long the files, and the result is the in-memory one.
 """
 
 from __future__ import annotations
@@ -146,20 +146,23 @@ def _streaming(args: argparse.Namespace) -> bool:
     return args.input != "-" and args.output != "-"
 
 
-def _stream_file(command: str, args: argparse.Namespace, reader, stream) -> int:
-    """Feed ``reader``'s blocks to ``stream`` (``feed`` / ``finish``) and write the result
+def _stream_file(command: str, args: argparse.Namespace, reader, stream, *, blocks=None,
+                 frames: int | None = None, channels: int | None = None) -> int:
+    """Feed ``reader``'s blocks (or ``blocks``, ``frames`` samples in all) to ``stream``
+    (``feed`` / ``finish``) and write the result (``channels``, default the reader's)
     atomically, scaled down (and saying so) rather than clipped; a progress bar on stderr."""
     from tqdm import tqdm
 
     from ..io import AudioWriter
 
-    seconds = reader.frames / reader.sample_rate
+    frames = reader.frames if frames is None else frames
+    seconds = frames / reader.sample_rate
     bar = None
     if progress_enabled() and seconds >= PROGRESS_SECONDS:
-        bar = tqdm(total=reader.frames, desc=command, unit="sample", unit_scale=True,
+        bar = tqdm(total=frames, desc=command, unit="sample", unit_scale=True,
                    file=sys.stderr, leave=False)
-    with AudioWriter(args.output, reader.sample_rate, reader.channels) as writer:
-        for block in reader.blocks():
+    with AudioWriter(args.output, reader.sample_rate, channels or reader.channels) as writer:
+        for block in reader.blocks() if blocks is None else blocks:
             writer.write(stream.feed(block))
             if bar is not None:
                 bar.update(block.shape[-1])
@@ -277,21 +280,50 @@ def run_cross(args: argparse.Namespace) -> int:
     if args.carrier == "-" and args.modulator == "-":
         raise PvrnnError("carrier='-' and modulator='-': expected at most one of them on stdin")
     check_output(args.output, force=args.force, inputs=[args.carrier, args.modulator])
+    reset = args.reset_every if args.reset_every and args.reset_every > 0 else None
+    settings = dict(mode=args.mode, fit=args.fit, envelope=args.envelope, reset_every=reset,
+                    envelope_lifter=None, n_fft=args.n_fft, hop_length=args.hop_length,
+                    window="hann")
+    if "-" not in (args.carrier, args.modulator, args.output):
+        return _stream_cross(args, settings)
     carrier, rate = _read(args.carrier)
     modulator, mod_rate = _read(args.modulator)
+    _check_pair(args, rate, mod_rate, carrier.shape[0], modulator.shape[0])
+    out = cross_synthesize(carrier, modulator, rate, progress=_progress(carrier, rate),
+                           **settings)
+    _write("cross", args.output, out, rate)
+    return 0
+
+
+def _check_pair(args: argparse.Namespace, rate: float, mod_rate: float, channels: int,
+                mod_channels: int) -> None:
     if mod_rate != rate:
         raise PvrnnError(f"modulator={args.modulator!r} is at {mod_rate:g} Hz but "
                          f"carrier={args.carrier!r} at {rate:g} Hz: expected one sample rate "
                          f"(resample one first)")
-    if carrier.shape[0] != modulator.shape[0] and 1 not in (carrier.shape[0], modulator.shape[0]):
-        raise PvrnnError(f"carrier has {carrier.shape[0]} channels and modulator "
-                         f"{modulator.shape[0]}: expected the same number, or a mono one")
-    reset = args.reset_every if args.reset_every and args.reset_every > 0 else None
-    out = cross_synthesize(carrier, modulator, rate, mode=args.mode, fit=args.fit,
-                           envelope=args.envelope, reset_every=reset, n_fft=args.n_fft,
-                           hop_length=args.hop_length)
-    _write("cross", args.output, out, rate)
-    return 0
+    if channels != mod_channels and 1 not in (channels, mod_channels):
+        raise PvrnnError(f"carrier has {channels} channels and modulator {mod_channels}: "
+                         "expected the same number, or a mono one")
+
+
+def _stream_cross(args: argparse.Namespace, settings: dict) -> int:
+    """Files on all three ends: both sounds stream from disk (bounded memory), the result is
+    the in-memory one."""
+    from ..effects.cross import Sound, cross_pipeline
+    from ..io import STREAM_BLOCK, AudioReader
+
+    with AudioReader(args.carrier) as car, AudioReader(args.modulator) as mod:
+        _check_pair(args, car.sample_rate, mod.sample_rate, car.channels, mod.channels)
+        for name, reader in (("carrier", car), ("modulator", mod)):
+            if reader.frames < args.n_fft:
+                raise PvrnnError(f"{name}={getattr(args, name)!r} has {reader.frames} samples, "
+                                 f"fewer than n_fft={args.n_fft}")
+        stream, blocks, n, batch = cross_pipeline(
+            Sound(car.blocks, (car.channels,), car.frames),
+            Sound(mod.blocks, (mod.channels,), mod.frames), car.sample_rate,
+            dtype=_float32(), device="cpu", **settings)
+        return _stream_file("cross", args, car, stream, blocks=blocks(STREAM_BLOCK), frames=n,
+                            channels=batch[0])
 
 
 def run_analyze(args: argparse.Namespace) -> int:
