@@ -208,10 +208,12 @@ def generate_frames(
             heaviest (sound-rnn's behaviour).
         progress (bool): a tqdm bar on stderr.
 
-    Speed: on a CPU each frame costs one fused cell call per layer, the head and a few
-    elementwise kernels (about 80 us for the clarinet preset, 35x real time). Such small
-    steps gain nothing from intra-op threads; ``torch.set_num_threads(1)`` keeps them fast
-    when other processes share the cores.
+    Speed: each frame is one in-place network step (one gate product per LSTM layer, the
+    head) and the sampling kernels, on buffers made once (:class:`~pvrnn.model.sample.Sampler`);
+    on a CPU about 30 us for the clarinet preset, 1.8x its floor of one matrix-vector product
+    per weight matrix (``benchmarks/bench_model.py --only-steps``). Such small steps gain
+    nothing from intra-op threads; ``torch.set_num_threads(1)`` keeps them fast when other
+    processes share the cores.
 
     Raises:
         PvrnnError: naming the first bad option.

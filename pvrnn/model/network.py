@@ -251,75 +251,138 @@ class SpectralRNN(nn.Module):
 
 
 class Stepper:
-    """Runs a :class:`SpectralRNN` one step at a time, as fast as the device allows.
+    """Runs an LSTM or GRU :class:`SpectralRNN` one step at a time, as fast as the device allows.
 
-    On CUDA each step is one cuDNN call on ``(batch, 1, F)``. On the CPU each step is one fused
-    cell call per layer (``torch.lstm_cell`` / ``torch.gru_cell``) on the network's own
-    weights: the CPU sequence kernel (oneDNN) costs about 100 us of set-up per call, four times
-    the arithmetic of a whole step of a 2x100 LSTM. Both compute the same function; results
-    agree to float rounding.
+    Generation is a long chain of tiny steps, so on a CPU a step costs what its kernel calls
+    cost more than what they compute. The stepper therefore makes every step write into
+    buffers allocated once by :meth:`prime` (no tensor is created per step) and, for an LSTM,
+    does each layer's gates in one matrix product: the layer's input and its previous hidden
+    state sit side by side in one row buffer ``[x | h_1 | ... | h_L]`` (layer ``k`` reads
+    ``[h_{k-1} | h_k]`` where it lies and writes its new ``h_k`` in place, which is also the
+    next layer's input), multiplied by ``[W_ih | W_hh]^T`` stored contiguous, with the gate
+    rows reordered ``(i, f, o, g)`` so one ``sigmoid_`` covers three gates. A GRU layer is one
+    ``torch.gru_cell`` whose result is copied into its slot. The head (and the bottleneck's
+    embedding and projection) are one ``addmm``/``mm`` each on weights stored transposed and
+    contiguous. The same code runs on CUDA (the step is then a fixed sequence of kernels on
+    fixed buffers, which CUDA graphs can capture).
+
+    Results equal the network's sequence forward to float rounding (the fused gate product
+    sums in another order than ``torch.lstm_cell``/cuDNN); they are not bit-identical to it.
+
+    The weights are copied when the stepper is made: later changes to the network's
+    parameters do not reach it. Steps run without autograd.
+
+    Attributes (after :meth:`prime`):
+        input (Tensor): ``(batch, F)``, the next step's input; write it, then :meth:`advance`.
+        head (Tensor): ``(batch, C, P)``, the head output of the last step (overwritten by
+            every :meth:`advance`).
 
     Example:
         >>> stepper = net.stepper()
         >>> raw = stepper.prime(x)           # x (batch, time, F): last output (batch, C, P)
-        >>> raw = stepper.step(x[:, -1])     # one step, (batch, F) -> (batch, C, P)
+        >>> raw = stepper.step(x[:, -1])     # one step, (batch, F) -> (batch, C, P), a new tensor
+        >>> stepper.input.copy_(x[:, -1]); stepper.advance()   # the same, in place
     """
+
+    #: :func:`~pvrnn.model.sample.step_function` may ``torch.compile`` its steps.
+    compilable = True
 
     def __init__(self, net: SpectralRNN) -> None:
         self.net = net
-        self.cells = next(net.parameters()).device.type == "cpu"
-        rnn = net.rnn
-        self.weights = [
-            (getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}"),
-             getattr(rnn, f"bias_ih_l{k}"), getattr(rnn, f"bias_hh_l{k}"))
-            for k in range(net.num_layers)
-        ]
-        self.state: Any = None
-        self.weight_t = net.head.weight.t()
-        self.bias = net.head.bias
-        self.project_t = None if net.project is None else net.project.weight.t()
-        self.embed_t = None if net.embed is None else net.embed.weight.t()
-        self.shape = (net.n_components, -1)
+        rnn, h = net.rnn, net.hidden_size
+        with torch.no_grad():
+            weights = [[getattr(rnn, f"{name}_l{k}").detach()
+                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                       for k in range(net.num_layers)]
+            if net.cell == "lstm":  # gate rows (i, f, g, o) -> (i, f, o, g); [W_ih | W_hh]^T
+                order = torch.cat([torch.arange(2 * h), torch.arange(3 * h, 4 * h),
+                                   torch.arange(2 * h, 3 * h)]).to(weights[0][0].device)
+                weights = [(torch.cat([w_ih, w_hh], 1)[order].t().contiguous(),
+                            (b_ih + b_hh)[order]) for w_ih, w_hh, b_ih, b_hh in weights]
+            self.weights = weights
+            self.embed = (None if net.embed is None else
+                          (net.embed.bias.detach(), net.embed.weight.detach().t().contiguous()))
+            self.project_t = (None if net.project is None
+                              else net.project.weight.detach().t().contiguous())
+            self.head_bias = net.head.bias.detach()
+            self.head_t = net.head.weight.detach().t().contiguous()
+        self.input: torch.Tensor | None = None
+        self.head: torch.Tensor | None = None
 
     def prime(self, x: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-        """Run over ``x`` ``(batch, time, F)`` from zeros; returns the last head output.
+        """Run over ``x`` ``(batch, time, F)`` from zeros and set up the step buffers.
 
         With ``batch``, ``x`` is one sequence ``(1, time, F)`` run once, and its state is
         copied to ``batch`` streams.
+
+        Returns:
+            Tensor: the last head output ``(batch, C, P)`` (a copy of :attr:`head`).
         """
-        raw, state = self.net.raw(x)
-        if batch is not None:
-            raw = raw.expand(batch, *raw.shape[1:])
-            if isinstance(state, tuple):
-                state = tuple(s.expand(-1, batch, -1).contiguous() for s in state)
+        net = self.net
+        with torch.no_grad():
+            raw, state = net.raw(x)
+            n = raw.shape[0] if batch is None else batch
+            h, layers = net.hidden_size, net.num_layers
+            width = net.n_features if net.embed is None else net.bottleneck
+            options = dict(dtype=raw.dtype, device=raw.device)
+            row = torch.zeros(n, width + layers * h, **options)  # [x | h_1 | ... | h_L]
+            hidden = [row[:, width + k * h : width + (k + 1) * h] for k in range(layers)]
+            for k in range(layers):
+                hidden[k].copy_((state[0] if net.cell == "lstm" else state)[k])
+            self.x = row[:, :width]
+            self.input = self.x if net.embed is None else torch.zeros(n, net.n_features,
+                                                                      **options)
+            self.last = hidden[-1]
+            if net.cell == "lstm":
+                cells = state[1].expand(-1, n, -1).contiguous()  # (L, batch, H)
+                gates = torch.empty(layers, n, 4 * h, **options)
+                self.layers = [
+                    (row[:, width + (k - 1) * h if k else 0 : width + (k + 1) * h], w, b,
+                     gates[k], gates[k, :, : 3 * h], gates[k, :, 3 * h :],
+                     gates[k, :, :h], gates[k, :, h : 2 * h], gates[k, :, 2 * h : 3 * h],
+                     cells[k], hidden[k])
+                    for k, (w, b) in enumerate(self.weights)
+                ]
             else:
-                state = state.expand(-1, batch, -1).contiguous()
-        if self.cells:
-            if self.net.cell == "lstm":
-                state = [(state[0][k], state[1][k]) for k in range(self.net.num_layers)]
+                below = [self.x] + hidden[:-1]
+                self.layers = [(below[k], hidden[k], w) for k, w in enumerate(self.weights)]
+            self.projected = (None if self.project_t is None
+                              else torch.empty(n, self.project_t.shape[1], **options))
+            self.head_flat = torch.empty(n, self.head_t.shape[1], **options)
+            self.head = self.head_flat.view(n, net.n_components, -1)
+            self.head.copy_(raw[:, -1])
+        return self.head.clone()
+
+    def advance(self) -> torch.Tensor:
+        """One step from :attr:`input`, in place; returns :attr:`head` ``(batch, C, P)``."""
+        # Dynamo refuses out= into strided views (the slots of the row buffer at batch > 1):
+        # when compiling, the same values are copied in instead.
+        compiling = torch.compiler.is_compiling()
+        if self.embed is not None:
+            if compiling:
+                self.x.copy_(torch.addmm(self.embed[0], self.input, self.embed[1]))
             else:
-                state = [state[k] for k in range(self.net.num_layers)]
-        self.state = state
-        return raw[:, -1]
+                torch.addmm(self.embed[0], self.input, self.embed[1], out=self.x)
+        if self.net.cell == "lstm":
+            for xh, w, b, gates, ifo, g, i, f, o, c, h in self.layers:
+                torch.addmm(b, xh, w, out=gates)
+                ifo.sigmoid_()
+                g.tanh_()
+                c.mul_(f).addcmul_(i, g)
+                if compiling:
+                    h.copy_(torch.tanh(c)).mul_(o)
+                else:
+                    torch.tanh(c, out=h).mul_(o)
+        else:
+            for x, h, weights in self.layers:
+                h.copy_(torch.gru_cell(x, h, *weights))
+        hidden = self.last
+        if self.projected is not None:  # low rank: two thin products, not one wide one
+            hidden = torch.mm(hidden, self.project_t, out=self.projected)
+        torch.addmm(self.head_bias, hidden, self.head_t, out=self.head_flat)
+        return self.head
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """One step on ``x`` ``(batch, F)``; returns the head output ``(batch, C, P)``."""
-        if self.embed_t is not None:
-            x = torch.addmm(self.net.embed.bias, x, self.embed_t)
-        if not self.cells:
-            hidden, self.state = self.net.rnn(x.unsqueeze(1), self.state)
-            hidden = hidden[:, 0]
-        else:
-            hidden = x
-            state = self.state
-            if self.net.cell == "lstm":
-                for k, weights in enumerate(self.weights):
-                    hidden, c = torch.lstm_cell(hidden, state[k], *weights)
-                    state[k] = (hidden, c)
-            else:
-                for k, weights in enumerate(self.weights):
-                    hidden = torch.gru_cell(hidden, state[k], *weights)
-                    state[k] = hidden
-        if self.project_t is not None:  # low rank: two thin products, not one wide one
-            hidden = hidden @ self.project_t
-        return torch.addmm(self.bias, hidden, self.weight_t).view(hidden.shape[0], *self.shape)
+        """One step on ``x`` ``(batch, F)``; returns the head output ``(batch, C, P)`` (new)."""
+        self.input.copy_(x)
+        return self.advance().clone()

@@ -13,8 +13,9 @@ giving a last dim of ``F``) per feature.
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -23,7 +24,9 @@ from ..errors import check_choice, check_positive
 if TYPE_CHECKING:
     from .network import SpectralRNN
 
-__all__ = ["Sampler", "COMPONENTS"]
+__all__ = ["Sampler", "Picker", "COMPONENTS", "step_function"]
+
+log = logging.getLogger("pvrnn")
 
 #: How a component is chosen: drawn from the (tempered) weights, or the heaviest one.
 COMPONENTS = ("sample", "most_likely")
@@ -144,7 +147,7 @@ class Sampler:
         noise: torch.Tensor,
         out: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The sampling arithmetic, with the draws given (the generation loop's hot path).
+        """The sampling arithmetic, with the draws given (once; see :class:`Picker`).
 
         Args:
             logits: ``(..., C)`` (unused, may be ``None``, when ``C == 1``).
@@ -157,19 +160,10 @@ class Sampler:
         Returns:
             Tensor: ``mean_k + std_k * noise`` with ``k`` the chosen component, ``(..., F)``.
         """
-        if self.n_components == 1:
-            params = params[..., 0, :]
-        else:
-            scores = logits if gumbel is None else logits + gumbel
-            index = scores.argmax(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
-            index = index.expand(*params.shape[:-2], 1, params.shape[-1])
-            params = params.gather(-2, index).squeeze(-2)  # (..., 2F)
-        if self.std is not None:
-            return torch.addcmul(params, self.std, noise, out=out)
-        std = torch.exp(params[..., self.n_features :])
-        if self.floor_std is not None:  # sqrt(exp(2 log_scale) + min_variance)
-            std = torch.hypot(std, self.floor_std)
-        return torch.addcmul(params[..., : self.n_features], std, noise, out=out)
+        if out is None:
+            out = torch.empty(params.shape[:-2] + (self.n_features,), dtype=params.dtype,
+                              device=params.device)
+        return Picker(self, logits, params)(gumbel, noise, out)
 
     def generate(
         self,
@@ -182,13 +176,17 @@ class Sampler:
         reset_every: int | None = None,
         progress: bool = False,
         reset_pool: torch.Tensor | None = None,
+        compiled: bool | None = None,
     ) -> torch.Tensor:
         """Prime ``net``, then sample ``n_steps`` feature rows, one network step at a time.
 
         The output is preallocated, random draws are made in chunks of :data:`CHUNK` steps,
-        each step is one recurrent call (:class:`~pvrnn.model.network.Stepper`), one matrix
-        product for the head and :meth:`pick`, and nothing in the loop reads a value back to
-        the host.
+        and each step is :meth:`Stepper.advance <pvrnn.model.network.Stepper.advance>` (the
+        network, in place on buffers made once) and a :class:`Picker` call (the sampling
+        arithmetic, in place) writing the drawn row where the next step reads its input, then
+        one copy into the output: no tensor is created per step and nothing in the loop reads a
+        value back to the host. With ``compiled`` (see :func:`step_function`) the two run as
+        one ``torch.compile``-d function.
 
         Args:
             net: the network (this sampler is :meth:`for_network` of it).
@@ -205,6 +203,8 @@ class Sampler:
                 so the reset continues where the sound is (same level, same point and
                 direction of a vibrato) instead of cutting it.
             progress: show a tqdm bar on stderr.
+            compiled: run the step compiled (``True``), eager (``False``), or as the policy
+                says (``None``: ``PVRNN_COMPILE``, :func:`pvrnn.dsp.kernels.compile_mode`).
 
         Returns:
             Tensor: ``(batch, n_steps, F)`` float32; row ``i`` is step ``i + 1`` after the
@@ -214,6 +214,7 @@ class Sampler:
 
         offset = 1 if self.std is None else 0  # raw head: [logit | means | log_scales]
         out = torch.empty(n_steps, batch, self.n_features, device=self.device)
+        rows = out.unbind(0)
         bar = tqdm(total=n_steps, disable=not progress, file=sys.stderr, desc="generate",
                    unit="frame", leave=False)
         was_training = net.training
@@ -221,26 +222,158 @@ class Sampler:
         try:
             with torch.inference_mode():
                 stepper = net.stepper()
-                last = stepper.prime(prime.to(torch.float32).unsqueeze(0), batch)
-                noise = g = None
+                stepper.prime(prime.to(torch.float32).unsqueeze(0), batch)
+                head, x = stepper.head, stepper.input  # buffers every step reuses
+                picker = Picker(self, head[..., 0], head[..., offset:])
+                step = step_function(stepper, picker, compiled)
+                noise = gumbel = ()
                 for i in range(n_steps):
                     j = i % CHUNK
                     if j == 0:
                         size = min(CHUNK, n_steps - i)
                         noise, g = self.draw((size, batch), std_scale[i : i + size])
+                        noise = noise.unbind(0)
+                        gumbel = (None,) * size if g is None else g.unbind(0)
                         if i:
                             bar.update(CHUNK)
-                    y = self.pick(last[..., 0], last[..., offset:], None if g is None else g[j],
-                                  noise[j], out=out[i])
+                    if i:
+                        step(gumbel[j], noise[j])  # the network, then the draw into x
+                    else:
+                        picker(gumbel[0], noise[0], x)
                     if reset_every is not None and (i + 1) % reset_every == 0:
                         if reset_pool is None:
-                            y.copy_(reset_features[:, (i + 1) // reset_every - 1])
+                            x.copy_(reset_features[:, (i + 1) // reset_every - 1])
                         else:
-                            y.copy_(nearest_continuation(reset_pool, out[max(i - 1, 0)], y))
-                    if i + 1 < n_steps:
-                        last = stepper.step(y)
+                            x.copy_(nearest_continuation(reset_pool, rows[max(i - 1, 0)], x))
+                    rows[i].copy_(x)
                 bar.update(n_steps - bar.n)
         finally:
             bar.close()
             net.train(was_training)
         return out.transpose(0, 1)
+
+
+class Picker:
+    """:meth:`Sampler.pick` bound to fixed tensors, with its scratch memory allocated once.
+
+    The generation loop reads every step's mixture from the same head buffer
+    (:attr:`pvrnn.model.network.Stepper.head`), so the views into it, the component index and
+    the chosen parameters are made here once and each call is a fixed sequence of ``out=``
+    kernels: ``add`` and ``argmax`` (the Gumbel-max pick), ``gather``, ``exp``, ``hypot`` (the
+    variance floor) and ``addcmul``, the operations the sampler always made, in the same
+    order (the same draws give bit-identical rows). :meth:`Sampler.pick` (and so
+    :meth:`pvrnn.Mixture.sample`) runs a one-off Picker: one implementation for both.
+
+    Args:
+        sampler (Sampler): whose settings apply.
+        logits: ``(..., C)`` (may be ``None`` when ``C == 1``), read at every call.
+        params: ``(..., C, 2F)`` (``(..., C, F)`` with a fixed ``std``), read at every call.
+
+    Example:
+        >>> picker = Picker(sampler, head[..., 0], head[..., 1:])
+        >>> picker(gumbel, noise, out)       # (batch, C), (batch, F) -> out (batch, F)
+    """
+
+    def __init__(self, sampler: Sampler, logits: torch.Tensor | None,
+                 params: torch.Tensor) -> None:
+        self.sampler = sampler
+        self.logits, self.params = logits, params
+        lead, n_features = params.shape[:-2], sampler.n_features
+        options = dict(dtype=params.dtype, device=params.device)
+        if sampler.n_components == 1:
+            chosen = params[..., 0, :]
+        else:
+            self.scores = torch.empty(lead + (sampler.n_components,), **options)
+            self.index = torch.empty(lead + (1,), dtype=torch.long, device=params.device)
+            self.spread = self.index.unsqueeze(-1).expand(*lead, 1, params.shape[-1])
+            self.selected = torch.empty(lead + (1, params.shape[-1]), **options)
+            chosen = self.selected.squeeze(-2)
+        self.means = chosen[..., :n_features]
+        self.log_scales = chosen[..., n_features:]
+        self.std = None if sampler.std is not None else torch.empty(lead + (n_features,),
+                                                                    **options)
+
+    def __call__(self, gumbel: torch.Tensor | None, noise: torch.Tensor,
+                 out: torch.Tensor) -> torch.Tensor:
+        """Draw into ``out`` ``(..., F)`` given the Gumbel noise ``(..., C)`` (or ``None``:
+        the heaviest component) and the normal noise ``(..., F)``; returns ``out``."""
+        sampler = self.sampler
+        if sampler.n_components > 1:
+            scores = self.logits
+            if gumbel is not None:
+                scores = torch.add(self.logits, gumbel, out=self.scores)
+            torch.argmax(scores, -1, keepdim=True, out=self.index)
+            torch.gather(self.params, -2, self.spread, out=self.selected)
+        if sampler.std is not None:
+            std = sampler.std
+        else:
+            std = torch.exp(self.log_scales, out=self.std)
+            if sampler.floor_std is not None:  # sqrt(exp(2 log_scale) + min_variance)
+                std = torch.hypot(std, sampler.floor_std, out=std)
+        if torch.compiler.is_compiling():  # dynamo refuses out= into a strided view
+            return out.copy_(torch.addcmul(self.means, std, noise))
+        return torch.addcmul(self.means, std, noise, out=out)
+
+
+def advance_and_pick(stepper: Any, picker: Picker, gumbel: torch.Tensor | None,
+                     noise: torch.Tensor) -> None:
+    """One generation step in place: the network from ``stepper.input`` to ``stepper.head``,
+    then the draw from the head into ``stepper.input`` (the next step's input)."""
+    stepper.advance()
+    picker(gumbel, noise, stepper.input)
+
+
+_BROKEN: dict[str, str] = {}  # device type -> why compiling the step failed there
+_COMPILED: dict[str, Callable] = {}
+
+
+def step_function(stepper: Any, picker: Picker, compiled: bool | None = None) -> Callable:
+    """:func:`advance_and_pick` for ``stepper`` and ``picker``: a callable of ``(gumbel,
+    noise)``, eager or compiled.
+
+    Compiled (``compiled=True``; with ``None``, on CUDA when
+    :func:`pvrnn.dsp.kernels.compile_mode` is ``"on"``, i.e. ``PVRNN_COMPILE=1``; LSTM and
+    GRU steppers only): the whole step as one ``torch.compile``-d function (``fullgraph``,
+    static shapes; its buffers are arguments, so another stepper of the same shapes reuses
+    the compiled code). On CUDA with ``mode="reduce-overhead"``, which replays the step as a
+    CUDA graph (the buffers are marked static, so the in-place updates stay in the graph);
+    this path has not been measured on a GPU.
+
+    On a CPU the default is eager whatever ``PVRNN_COMPILE`` says: a compiled call costs
+    about 20 us of guards and wrapper before any work, and the compiled step measured 3x
+    slower than the eager one for the clarinet preset and no faster for the default network
+    (``benchmarks/bench_model.py --only-steps``); compiling takes seconds. If compiling
+    fails for any reason, the eager step runs from then on for that device type, silently
+    (the reason is logged at DEBUG level on ``pvrnn``).
+    """
+    from ..dsp.kernels import compile_mode
+
+    device_type = stepper.head.device.type
+    use = compile_mode() == "on" and device_type == "cuda" if compiled is None else compiled
+    compilable = getattr(stepper, "compilable", False)  # not the TCN's host-side ring positions
+    if not (use and compilable) or device_type in _BROKEN or not hasattr(torch, "compile"):
+        return lambda gumbel, noise: advance_and_pick(stepper, picker, gumbel, noise)
+    if device_type == "cuda":
+        for value in [*vars(stepper).values(), *vars(picker).values()]:
+            for tensor in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(tensor, torch.Tensor):
+                    torch._dynamo.mark_static_address(tensor)
+    if device_type not in _COMPILED:
+        mode = "reduce-overhead" if device_type == "cuda" else None
+        _COMPILED[device_type] = torch.compile(advance_and_pick, fullgraph=True, dynamic=False,
+                                               mode=mode)
+    function = _COMPILED[device_type]
+    state = {"broken": False}
+
+    def step(gumbel: torch.Tensor | None, noise: torch.Tensor) -> None:
+        if not state["broken"]:
+            try:
+                return function(stepper, picker, gumbel, noise)
+            except Exception as exc:  # a compiler error, a missing toolchain, a platform
+                _BROKEN[device_type] = f"{type(exc).__name__}: {exc}"
+                log.debug("pvrnn: the compiled generation step failed on %s, running eager: "
+                          "%s", device_type, _BROKEN[device_type])
+                state["broken"] = True
+        return advance_and_pick(stepper, picker, gumbel, noise)
+
+    return step

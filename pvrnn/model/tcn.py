@@ -169,6 +169,7 @@ class TCNStepper:
         >>> stepper = net.stepper()
         >>> raw = stepper.prime(x)           # x (batch, time, F): last output (batch, C, P)
         >>> raw = stepper.step(x[:, -1])     # one frame, (batch, F) -> (batch, C, P)
+        >>> stepper.input.copy_(x[:, -1]); stepper.advance()   # the same into stepper.head
     """
 
     def __init__(self, net: Any) -> None:
@@ -180,14 +181,14 @@ class TCNStepper:
         project = getattr(net, "project", None)
         self.embed = None if embed is None else (embed.bias, embed.weight.t())
         self.project_t = None if project is None else project.weight.t()
-        self.input = (tcn.input.bias, tcn.input.weight.t())
+        self.entry = (tcn.input.bias, tcn.input.weight.t())  # the stack's input layer
         # Tap j of a layer reads the column (kernel_size - 1 - j) * dilation frames back.
         self.taps = [[gate.weight[:, :, j].t() for j in range(tcn.kernel_size)]
                      for gate in tcn.gates]  # (H, 2H) each
         self.gate_bias = [gate.bias for gate in tcn.gates]
         self.mixes = [(mix.bias, mix.weight[:, :, 0].t()) for mix in tcn.mixes]
         self.output = (tcn.output.bias, tcn.output.weight.t())
-        self.head = (net.head.bias, net.head.weight.t())
+        self.readout = (net.head.bias, net.head.weight.t())  # the mixture head
         self.shape = (net.n_components, -1)
         self.rings: list[torch.Tensor] = []
         self.position = [0] * len(tcn.dilations)
@@ -205,13 +206,20 @@ class TCNStepper:
         # (B, H, context) -> ring (context, B, H), oldest column first at position 0
         self.rings = [s.expand(n, -1, -1).permute(2, 0, 1).contiguous() for s in state]
         self.position = [0] * len(self.rings)
+        self.input = torch.zeros(n, x.shape[-1], dtype=raw.dtype, device=raw.device)
+        self.head = raw[:, -1].clone()
         return raw[:, -1]
+
+    def advance(self) -> torch.Tensor:
+        """:meth:`step` on :attr:`input` ``(batch, F)`` into :attr:`head` ``(batch, C, P)``
+        (the in-place protocol of :class:`~pvrnn.model.network.Stepper`)."""
+        return self.head.copy_(self.step(self.input))
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One frame ``x`` ``(batch, F)`` -> the head output ``(batch, C, P)``."""
         if self.embed is not None:
             x = torch.addmm(self.embed[0], x, self.embed[1])
-        h = torch.addmm(self.input[0], x, self.input[1])  # (B, H)
+        h = torch.addmm(self.entry[0], x, self.entry[1])  # (B, H)
         last = self.tcn.kernel_size - 1
         skip = None
         for k, (ring, taps, dilation) in enumerate(zip(self.rings, self.taps,
@@ -229,4 +237,4 @@ class TCNStepper:
         out = torch.relu(torch.addmm(self.output[0], torch.relu(skip), self.output[1]))
         if self.project_t is not None:
             out = out @ self.project_t
-        return torch.addmm(self.head[0], out, self.head[1]).view(out.shape[0], *self.shape)
+        return torch.addmm(self.readout[0], out, self.readout[1]).view(out.shape[0], *self.shape)

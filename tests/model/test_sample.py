@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
 from pvrnn import Mixture, PvrnnError, SpectralRNN
-from pvrnn.model.sample import Sampler
+from pvrnn.model.sample import Picker, Sampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,13 +32,15 @@ def constant_network(means, log_scales, logits=None, loss="mdn") -> SpectralRNN:
     return net.eval()
 
 
-def generate(net, n_steps, batch, variance_scale, seed=0, **options) -> torch.Tensor:
-    """Run the generation loop (``Sampler.generate``, what ``SoundModel.generate`` runs)."""
+def generate(net, n_steps, batch, variance_scale, seed=0, prime=None, compiled=False,
+             **options) -> torch.Tensor:
+    """Run the generation loop (``Sampler.generate``, what ``SoundModel.generate`` runs) from
+    ``prime`` ``(P, F)`` (default: 3 rows of zeros); returns ``(batch, n_steps, F)``."""
     sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(seed), **options)
     scale = torch.as_tensor(variance_scale, dtype=torch.float32).expand(n_steps)
     std_scale = scale.sqrt().reshape(n_steps, 1, 1)
-    prime = torch.zeros(3, net.n_features)
-    return sampler.generate(net, prime, n_steps, batch, std_scale)  # (batch, n_steps, F)
+    prime = torch.zeros(3, net.n_features) if prime is None else prime
+    return sampler.generate(net, prime, n_steps, batch, std_scale, compiled=compiled)
 
 
 def test_generation_variance_is_variance_scale_times_model_variance():
@@ -163,3 +167,99 @@ def sampler_mean_row(net, history, prime):
     with torch.no_grad():
         mixture, _ = net(torch.cat([prime, history]).unsqueeze(0))
     return mixture.means[0, -1, 0].unsqueeze(0)
+
+
+# -- the in-place generation step: stepper buffers, Picker, compiled step ---------------------
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bottleneck", [None, 5])
+def test_generation_follows_the_network_over_its_own_output(cell, bottleneck):
+    # Variance 0 and the heaviest component: every generated row is the chosen mean of the
+    # network's sequence forward over the primer and the rows generated before it.
+    torch.manual_seed(0)
+    net = SpectralRNN(6, hidden_size=12, num_layers=2, n_components=2, cell=cell,
+                      bottleneck=bottleneck).eval()
+    prime = torch.randn(4, 6)
+    out = generate(net, 30, 3, 0.0, prime=prime, component="most_likely")  # (3, 30, 6)
+    with torch.no_grad():
+        whole = torch.cat([prime.expand(3, 4, 6), out[:, :-1]], dim=1)  # the inputs
+        raw, _ = net.raw(whole)
+    raw = raw[:, 3:]  # the predictions of rows 0..29: (3, 30, C, 1 + 2F)
+    heaviest = raw[..., 0].argmax(-1)  # (3, 30)
+    means = raw[..., 1:7].gather(-2, heaviest[..., None, None].expand(3, 30, 1, 6))[..., 0, :]
+    torch.testing.assert_close(out, means, atol=1e-5, rtol=1e-5)
+
+
+
+def test_picker_is_the_gumbel_max_draw_written_out():
+    # An independent reference of the sampling arithmetic: k = argmax(logits + g),
+    # mean_k + sqrt(exp(2 log_scale_k) + min_variance) * noise.
+    torch.manual_seed(0)
+    sampler = Sampler(3, 5, min_variance=1e-2)
+    head = torch.randn(4, 3, 11)
+    gumbel, noise = torch.randn(4, 3), torch.randn(4, 5)
+    out = torch.empty(4, 5)
+    Picker(sampler, head[..., 0], head[..., 1:])(gumbel, noise, out)
+    k = (head[..., 0] + gumbel).argmax(-1)
+    chosen = head[torch.arange(4), k]  # (4, 11)
+    std = ((2 * chosen[:, 6:]).exp() + 1e-2).sqrt()
+    torch.testing.assert_close(out, chosen[:, 1:6] + std * noise)
+
+
+def compiled_or_skip() -> None:
+    from pvrnn.model import sample
+
+    if "cpu" in sample._BROKEN:
+        pytest.skip(f"torch.compile does not work here: {sample._BROKEN['cpu']}")
+
+
+@pytest.mark.slow
+def test_the_compiled_step_equals_the_eager_step():
+    # Embedding, two components, batch 3 (strided buffer slots): the compiled whole step
+    # computes what the eager one does, to float rounding, with the same draws.
+    torch.manual_seed(0)
+    net = SpectralRNN(6, hidden_size=12, num_layers=2, n_components=2, bottleneck=5).eval()
+    prime = torch.randn(4, 6)
+    eager = generate(net, 40, 3, 0.7, prime=prime, compiled=False)
+    compiled = generate(net, 40, 3, 0.7, prime=prime, compiled=True)
+    compiled_or_skip()
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_a_failing_compile_falls_back_to_eager_silently(monkeypatch, caplog):
+    from pvrnn.model import sample
+
+    def broken(*args, **kwargs):
+        def fail(*args, **kwargs):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(sample, "_COMPILED", {})
+    monkeypatch.setattr(sample, "_BROKEN", {})
+    torch.manual_seed(0)
+    net = SpectralRNN(4, hidden_size=8, num_layers=2, n_components=2).eval()
+    eager = generate(net, 20, 2, 1.0, compiled=False)
+    with caplog.at_level(logging.DEBUG, logger="pvrnn"):
+        fallback = generate(net, 20, 2, 1.0, compiled=True)
+    assert torch.equal(fallback, eager)
+    assert "no C++ compiler" in sample._BROKEN["cpu"]
+    assert any("running eager" in r.getMessage() and r.levelno == logging.DEBUG
+               for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG]
+
+
+def test_the_policy_leaves_the_cpu_step_eager(monkeypatch):
+    # On a CPU a compiled call costs more than an eager step: PVRNN_COMPILE=1 does not
+    # compile it there (compiled=True does).
+    from pvrnn.model import sample
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.compile called")
+
+    monkeypatch.setenv("PVRNN_COMPILE", "1")
+    monkeypatch.setattr(torch, "compile", refuse)
+    monkeypatch.setattr(sample, "_COMPILED", {})
+    net = SpectralRNN(4, hidden_size=8, num_layers=1, n_components=1).eval()
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(net, torch.zeros(3, 4), 5, 1, torch.ones(5, 1, 1))
+    assert out.shape == (1, 5, 4) and not sample._COMPILED
