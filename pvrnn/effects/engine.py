@@ -28,20 +28,18 @@ the DSP):
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from ..dsp.frames import TWO_PI, wrap
 from ..dsp.ola import envelope, envelope_table, overlap_add
 from ..dsp.windows import Window
 from ..errors import PvrnnError, fail
-from .onsets import RISE, OnsetTracker, spread_max
-from .phaselock import peak_rotations, peaks
-from .spectra import BLOCK_ELEMENTS, spectra
+from .onsets import OnsetTracker
+from .phaselock import PhaseLocker
+from .spectra import BLOCK_ELEMENTS
 from .timemap import FIXED, MAX_OUTPUT, call_factor, local_map, rescale_knots
 
 __all__ = ["StretchEngine", "REACH_SECONDS"]
@@ -122,17 +120,13 @@ class StretchEngine:
         # Frames and output.
         self.j_done = 0
         self.last_pos = torch.zeros(items, 1, dtype=torch.int64, device=dev)
-        self.carry_rot = torch.zeros(self.groups, self.k, dtype=f64, device=dev)
-        self.carry_freq = torch.zeros(self.groups, self.k, dtype=dtype, device=dev)
-        self.carry_power = torch.zeros(self.groups, 1, self.k, dtype=dtype, device=dev)
+        self.locker = PhaseLocker(self.groups, n_fft, window, link_channels, dtype, dev)
         self.acc = torch.zeros(items, 0, dtype=dtype, device=dev)
         self.acc_pos = 0
         self.emit_pos = self.half
         self.out_len: int | None = None
         self.synthesis = window.values.to(device=dev, dtype=dtype)
         self.table = envelope_table(window.values, hop).to(dev)
-        bins = torch.arange(self.k, dtype=f64, device=dev) * (TWO_PI / n_fft)
-        self.bin_freq = bins.to(dtype)
         self.tiny = torch.finfo(dtype).tiny
 
     # -- factor ------------------------------------------------------------------------------
@@ -374,34 +368,7 @@ class StretchEngine:
         self.last_pos = positions[:, -1:]
         excess = (hop - advance).to(torch.float64)
         groups = self.groups
-        group_reset, group_excess = reset[:groups], excess[:groups]
-        strided = self.buf.unfold(-1, self.n_fft, 1)
-        rows = torch.arange(self.b, device=dev).unsqueeze(1)
-        x_w, d = spectra(strided[rows, positions - self.buf_pos], self.window)
-        re, im = x_w.real, x_w.imag
-        power = torch.mul(re, re).addcmul_(im, im)
-        cross = torch.mul(d.real, re).addcmul_(d.imag, im)
-        shared = power
-        if self.link:
-            shared, cross = power.sum(0, keepdim=True), cross.sum(0, keepdim=True)
-        # bin_freq - clamp(cross / power) (the frequency of each bin), in cross's memory.
-        freq = cross.div_(shared.clamp_min(self.tiny)).clamp_(-math.pi, math.pi).neg_()
-        freq = freq.add_(self.bin_freq)
-        peak_bin, count, which = peaks(shared)
-        if bool(group_reset.any()):
-            before = torch.cat([self.carry_power, shared[:, :-1]], dim=1)
-            rose = shared >= RISE**2 * spread_max(before)
-            bin_reset = group_reset.unsqueeze(-1) & rose
-        else:
-            bin_reset = torch.zeros_like(shared, dtype=torch.bool)
-        self.carry_power = shared[:, -1:]
-        psi, peak_freq = peak_rotations(peak_bin, count, which, freq, group_excess, bin_reset,
-                                        self.carry_rot, self.carry_freq)
-        psi = wrap(psi)
-        self.carry_rot = psi[:, -1].gather(-1, which[:, -1])
-        self.carry_freq = peak_freq[:, -1].gather(-1, which[:, -1])
-        psi = psi.to(self.dtype)
-        spec = x_w.mul_(torch.polar(torch.ones_like(psi), psi).gather(-1, which))
+        spec, power = self.locker(self._read(positions), excess[:groups], reset[:groups])
         if self.gain is not None:
             spec = spec * self.gain(power.sqrt())
         frames = torch.fft.irfft(spec, n=self.n_fft).mul_(self.synthesis)
@@ -409,6 +376,20 @@ class StretchEngine:
         if need > self.acc.shape[1]:
             self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))
         overlap_add(frames, hop, out=self.acc, offset=j0 * hop - self.acc_pos)
+
+    def _read(self, positions: torch.Tensor) -> torch.Tensor:
+        """The raw frames ``(items, nb, n_fft)`` of the input at padded sample ``positions``
+        ``(items, nb)``: one ``index_select`` of rows of a strided view of the buffer (faster
+        than advanced indexing)."""
+        buf, n = self.buf, self.n_fft
+        if buf.stride(-1) != 1:
+            buf = buf.contiguous()
+        row = buf.stride(0)
+        windows = buf.as_strided(((self.b - 1) * row + buf.shape[1] - n + 1, n), (1, 1))
+        start = positions - self.buf_pos
+        if self.b > 1:
+            start = start + torch.arange(self.b, device=self.device).unsqueeze(1) * row
+        return windows.index_select(0, start.reshape(-1)).view(*positions.shape, n)
 
     def _trim(self) -> None:
         """Drop the input, output and cells nothing will read again."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..dsp.windows import Window
 from ..errors import check_positive
-from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, spectra
+from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, window_max
 
 __all__ = ["OnsetTracker", "detect_onsets", "onset_fraction_block", "running_peak", "spread_max",
            "RISE", "SHARP_ONSET"]
@@ -34,11 +34,9 @@ SHARP_ONSET = 0.5
 
 
 def spread_max(magnitude: torch.Tensor) -> torch.Tensor:
-    """Largest magnitude within ``_ONSET_SPREAD`` bins of each bin, ``(..., K)``."""
-    shape = magnitude.shape
-    pooled = F.max_pool1d(magnitude.reshape(-1, 1, shape[-1]), 2 * _ONSET_SPREAD + 1, stride=1,
-                          padding=_ONSET_SPREAD)
-    return pooled.reshape(shape)
+    """Largest value within ``_ONSET_SPREAD`` bins of each bin, ``(..., K)``, of values >= 0."""
+    s = _ONSET_SPREAD
+    return window_max(F.pad(magnitude, (s, s)), 2 * s + 1)
 
 
 def _shift(mask: torch.Tensor, fill: bool) -> torch.Tensor:
@@ -57,32 +55,42 @@ def onset_fraction_block(
         window: the analysis window.
         peak: ``(B, G)``, the largest input magnitude up to each frame's end: a bin is active
             when it is within 60 dB of what a sinusoid of that amplitude would give.
-        previous: squared magnitudes ``(B, 1, K)`` of the frame before the first (``None``:
-            the first frame is compared with itself).
+        previous: :func:`spread_max` of the squared magnitudes ``(B, 1, K)`` of the frame
+            before the first (``None``: the first frame is compared with itself).
         block: frames per FFT batch (bounded memory).
 
     Returns:
-        ``(fraction (B, G), squared magnitudes of the last frame (B, 1, K))``.
+        ``(fraction (B, G), spread_max of the last frame's squared magnitudes (B, 1, K))``.
     """
     b, g, n_fft = frames.shape
-    k = n_fft // 2 + 1
+    k, s = n_fft // 2 + 1, _ONSET_SPREAD
     # A full-scale sinusoid's bin reaches sum(window) / 2 (times its amplitude). The tests run
     # on squared magnitudes (no square root per bin; every side is >= 0, so the order holds).
     scale = float(window.values.sum()) / 2 * 10 ** (_ONSET_FLOOR_DB / 20)
     floors = (peak * scale).clamp_min(torch.finfo(frames.dtype).tiny).square().unsqueeze(-1)
+    taper = window.on(frames)  # no time derivative needed: the window is applied in time
     fractions = []
     for start in range(0, g, block):  # blocks of frames: bounded memory on long inputs
-        x_w, _ = spectra(frames[:, start : start + block], window, derivative=False)
+        spec = torch.fft.rfft(frames[:, start : start + block] * taper)
+        nb = spec.shape[1]
         floor = floors[:, start : start + block]
-        re, im = x_w.real, x_w.imag
-        power = torch.mul(re, re).addcmul_(im, im)
-        before = torch.cat([power[:, :1] if previous is None else previous, power[:, :-1]], 1)
-        previous = power[:, -1:]
-        before = spread_max(before)
-        active = (power > floor).logical_or_(before > floor)
-        rising = active & (power >= torch.maximum(before, floor).mul_(RISE**2))
-        count = active.sum(-1)
-        frac = rising.sum(-1) / count.clamp_min(1)
+        # Squared magnitudes with s zeros on each side, and the spread maximum of the frame
+        # before each frame: row 0 that of the block's previous frame.
+        wide = spec.real.new_zeros(b, nb, k + 2 * s)
+        power = wide[..., s : s + k]
+        torch.mul(spec.real, spec.real, out=power).addcmul_(spec.imag, spec.imag)
+        spread = wide.new_empty(b, nb + 1, k)
+        window_max(wide, 2 * s + 1, out=spread[:, 1:])
+        spread[:, :1] = spread[:, 1:2] if previous is None else previous
+        previous = spread[:, -1:].clone()
+        # Active: power or the spread before above the floor (max(power, max(before, floor))
+        # > floor); rising: power >= RISE^2 max(before, floor) (it is then active). Counted
+        # as floats: a comparison into a float tensor vectorises, one into bool does not.
+        level = torch.maximum(spread[:, :-1], floor)
+        active = torch.maximum(power, level)
+        count = torch.gt(active, floor, out=active).sum(-1)
+        rising = torch.ge(power, level.mul_(RISE**2), out=level).sum(-1)
+        frac = rising / count.clamp_min(1)
         fractions.append(torch.where(count >= max(4, k // 100), frac, 0.0))
     return torch.cat(fractions, dim=1), previous
 

@@ -9,10 +9,17 @@ by pointer doubling: a few rounds of gathers, no loop over frames.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["peaks", "peak_rotations"]
+from ..dsp.frames import TWO_PI, wrap
+from ..dsp.windows import Window
+from .onsets import _ONSET_SPREAD, RISE
+from .spectra import derivative_at, window_max, windowed
+
+__all__ = ["PhaseLocker", "peaks", "peak_rotations"]
 
 #: A spectral peak is larger than this many bins on each side (phase locking).
 _LOCK_RADIUS = 2
@@ -42,9 +49,14 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     k = shape[-1]
     flat = power.reshape(-1, k)
     rows = flat.shape[0]
-    pooled = F.max_pool1d(flat.unsqueeze(1), 2 * _LOCK_RADIUS + 1, stride=1,
-                          padding=_LOCK_RADIUS).squeeze(1)
-    peak = torch.eq(flat, pooled).logical_and_(flat > flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2)
+    # The largest bin within the radius (zeros outside: the squared magnitudes are >= 0, so
+    # the same as leaving them out), raised to the next float above the frame's floor: a bin
+    # equal to it is a peak. Compared into a float tensor (that vectorises, into bool not).
+    top = window_max(F.pad(flat, (_LOCK_RADIUS, _LOCK_RADIUS)), 2 * _LOCK_RADIUS + 1)
+    floor = flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2
+    above = torch.nextafter(floor, floor.new_tensor(math.inf)).clamp_min_(
+        torch.finfo(flat.dtype).tiny)  # > floor; a silent frame (all 0) has no peak
+    peak = torch.eq(flat, torch.maximum(top, above, out=top), out=top).bool()
     row, bin_ = peak.nonzero(as_tuple=True)  # every peak, by frame then bin
     count = torch.bincount(row, minlength=rows)
     empty = count == 0
@@ -60,9 +72,9 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     # (bin[t - 1] + bin[t]) // 2 + 1; its peak's index counts these switches up to b.
     same = row[1:] == row[:-1]
     switch = (bin_[1:] + bin_[:-1]) // 2 + 1 + row[1:] * k
-    marks = torch.zeros(rows * k, dtype=torch.uint8, device=flat.device)  # 1 byte per bin
-    marks[switch[same]] = 1
-    which = torch.cumsum(marks.view(rows, k), -1, dtype=torch.int64)
+    marks = torch.zeros(rows, k, dtype=torch.int64, device=flat.device)
+    marks.view(-1)[switch[same]] = 1
+    which = marks.cumsum_(-1)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 
@@ -71,9 +83,9 @@ def peak_rotations(
     peak_bin: torch.Tensor,
     count: torch.Tensor,
     which: torch.Tensor,
-    freq: torch.Tensor,
+    peak_freq: torch.Tensor,
     excess: torch.Tensor,
-    reset: torch.Tensor,
+    restart: torch.Tensor,
     carry_rot: torch.Tensor,
     carry_freq: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,17 +102,17 @@ def peak_rotations(
 
     Args:
         peak_bin, count, which: the peaks of each frame, from :func:`peaks`.
-        freq: ``(B, nb, K)`` rad/sample. excess: ``(B, nb)`` samples.
-        reset: ``(B, nb, K)`` bool; a peak on a reset bin restarts at 0.
+        peak_freq: ``(B, nb, P)`` rad/sample, the frequency at each peak.
+        excess: ``(B, nb)`` samples.
+        restart: ``(B, nb, P)`` bool, the peaks that restart at 0 (on a reset bin).
         carry_rot: ``(B, K)`` float64. carry_freq: ``(B, K)``.
 
     Returns:
-        ``(B, nb, P)`` float64 rotations and ``(B, nb, P)`` frequencies of the peaks.
+        ``(B, nb, P)`` float64 rotations of the peaks.
     """
     b, nb, n_peaks = peak_bin.shape
     device = peak_bin.device
     valid = torch.arange(n_peaks, device=device) < count.unsqueeze(-1)  # (B, nb, P)
-    peak_freq = freq.gather(-1, peak_bin)
     # Parents: the previous frame's peak owning the same bin.
     first = peak_bin[:, 0]  # (B, P)
     parent_freq = [carry_freq.gather(-1, first).unsqueeze(1)]
@@ -111,7 +123,6 @@ def peak_rotations(
     mean_freq = 0.5 * (torch.cat(parent_freq, 1) + peak_freq).to(torch.float64)
     value = excess.unsqueeze(-1) * mean_freq  # (B, nb, P)
     value[:, 0] += carry_rot.gather(-1, first)
-    restart = reset.gather(-1, peak_bin)
     value = torch.where(restart, 0.0, value)
     # Pointer doubling. Roots (first frame, restarts, padding) point to a sentinel of value 0
     # that points to itself; every round doubles the hops each pointer spans.
@@ -125,4 +136,79 @@ def peak_rotations(
     for _ in range(max(0, nb - 1).bit_length()):  # ceil(log2(nb)) rounds, not frames
         value = value + value.gather(1, pointer)
         pointer = pointer.gather(1, pointer)
-    return value[:, :sentinel].reshape(b, nb, n_peaks), peak_freq
+    return value[:, :sentinel].reshape(b, nb, n_peaks)
+
+
+class PhaseLocker:
+    """Identity phase locking of blocks of frames, with what it carries from block to block.
+
+    For raw frames at their read positions: the windowed spectra (:func:`windowed`), the peaks
+    of each frame, their rotations (:func:`peak_rotations`) and the spectra rotated by their
+    bins' peaks. Only the spectra, their squared magnitudes, the peaks and the bins' owners
+    are computed over every bin; the frequencies (reassigned from the derivative window's
+    spectrum, :func:`derivative_at`) and the onset resets are needed, and computed, at the
+    peaks only.
+
+    Args:
+        groups (int): rows of peaks and rotations (1 for linked channels, else the items).
+        n_fft (int): frame length.
+        window (Window): the analysis window.
+        link (bool): the items share one set of peaks and rotations, from their summed power.
+        dtype, device: of the audio.
+    """
+
+    def __init__(self, groups: int, n_fft: int, window: Window, link: bool,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        self.window, self.link, self.k = window, link, n_fft // 2 + 1
+        self.carry_rot = torch.zeros(groups, self.k, dtype=torch.float64, device=device)
+        self.carry_freq = torch.zeros(groups, self.k, dtype=dtype, device=device)
+        self.carry_power = torch.zeros(groups, 1, self.k, dtype=dtype, device=device)
+        bins = torch.arange(self.k, dtype=torch.float64, device=device) * (TWO_PI / n_fft)
+        self.bin_freq = bins.to(dtype)
+        self.tiny = torch.finfo(dtype).tiny
+
+    def __call__(self, frames: torch.Tensor, excess: torch.Tensor,
+                 reset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw frames ``(B, nb, N)``, the output hop minus the analysis hop ``(groups, nb)``
+        float64 and the onset frames ``(groups, nb)`` bool: the rotated spectra and their
+        squared magnitudes, ``(B, nb, K)`` each (the spectra in place of the windowed ones).
+        """
+        x_w, source = windowed(frames, self.window)
+        re, im = x_w.real, x_w.imag
+        power = torch.mul(re, re).addcmul_(im, im)
+        shared = power.sum(0, keepdim=True) if self.link else power
+        peak_bin, count, which = peaks(shared)
+        # Each peak's reassigned frequency, bin_freq - clamp(cross / power) (cross: the
+        # derivative's spectrum against the spectrum), at the peaks only.
+        d = derivative_at(source, peak_bin, self.window)
+        x_p = x_w.gather(-1, peak_bin.expand(x_w.shape[0], -1, -1))
+        cross = torch.mul(d.real, x_p.real).addcmul_(d.imag, x_p.imag)
+        if self.link:
+            cross = cross.sum(0, keepdim=True)
+        shared_p = shared.gather(-1, peak_bin)
+        peak_freq = cross.div_(shared_p.clamp_min(self.tiny)).clamp_(-math.pi, math.pi).neg_()
+        peak_freq = peak_freq.add_(self.bin_freq[peak_bin])
+        restart = self._restarts(shared, shared_p, peak_bin, reset)
+        self.carry_power = shared[:, -1:]
+        psi = wrap(peak_rotations(peak_bin, count, which, peak_freq, excess, restart,
+                                  self.carry_rot, self.carry_freq))
+        self.carry_rot = psi[:, -1].gather(-1, which[:, -1])
+        self.carry_freq = peak_freq[:, -1].gather(-1, which[:, -1])
+        psi = psi.to(x_w.real.dtype)
+        spec = x_w.mul_(torch.polar(torch.ones_like(psi), psi).gather(-1, which))
+        return spec, power
+
+    def _restarts(self, shared: torch.Tensor, shared_p: torch.Tensor, peak_bin: torch.Tensor,
+                  reset: torch.Tensor) -> torch.Tensor:
+        """The peaks of onset frames that rose by ``RISE`` over the largest bin within
+        ``_ONSET_SPREAD`` of them in the frame before, ``(groups, nb, P)`` bool."""
+        if not bool(reset.any()):
+            return torch.zeros_like(peak_bin, dtype=torch.bool)
+        k, s = self.k, _ONSET_SPREAD
+        near = (peak_bin.unsqueeze(-1) + torch.arange(-s, s + 1, device=peak_bin.device))
+        near = near.clamp_(0, k - 1).flatten(-2)  # (groups, nb, P (2 s + 1))
+        before = torch.cat([self.carry_power.gather(-1, near[:, :1]),
+                            shared[:, :-1].gather(-1, near[:, 1:])], dim=1)
+        spread = before.unflatten(-1, (peak_bin.shape[-1], 2 * s + 1)).amax(-1)
+        rose = shared_p >= RISE**2 * spread
+        return reset.unsqueeze(-1) & rose

@@ -18,10 +18,23 @@ import torch.nn.functional as F
 from ..dsp.windows import Window, resolve_window
 from ..errors import check_audio, check_int, check_positive, fail
 
-__all__ = ["check_stft", "check_input", "check_fraction", "padded", "spectra", "BLOCK_ELEMENTS"]
+__all__ = ["check_stft", "check_input", "check_fraction", "padded", "spectra", "windowed",
+           "derivative_at", "window_max", "BLOCK_ELEMENTS"]
 
 #: Elements (frames x bins x batch) per block of work: bounds memory on long inputs.
 BLOCK_ELEMENTS = 1 << 18
+
+
+def window_max(wide: torch.Tensor, span: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Largest of every ``span`` (2 to 8) consecutive values along the last dim,
+    ``(..., n - span + 1)`` (into ``out`` when given): maxima of shifted views, spans 2, 4
+    and ``span`` (a pooling op's loop is slower)."""
+    n = wide.shape[-1] - span + 1
+    pairs = torch.maximum(wide[..., :-1], wide[..., 1:])  # j, j + 1
+    if span > 4:
+        pairs = torch.maximum(pairs[..., :-2], pairs[..., 2:])  # j .. j + 3
+    shift = span - (4 if span > 4 else 2)
+    return torch.maximum(pairs[..., :n], pairs[..., shift : shift + n], out=out)
 
 
 def check_stft(n_fft: Any, hop_length: Any, window: Any) -> tuple[int, int, Window]:
@@ -61,14 +74,66 @@ def spectra(
     derivative, per sample, applied; ``None`` unless ``derivative``), both
     ``(..., n_fft // 2 + 1)`` complex, in the precision of ``frames``.
     """
-    n_fft = frames.shape[-1]
-    coeffs = window.coefficients
-    if coeffs is None:  # a tensor window: in time
+    if window.coefficients is None:  # a tensor window: in time
         x_w = torch.fft.rfft(frames * window.on(frames))
         if not derivative:
             return x_w, None
         return x_w, -1j * torch.fft.rfft(frames * window.derivative(frames))
-    spec = torch.fft.rfft(frames)
+    return _taps(torch.fft.rfft(frames), window.coefficients, frames.shape[-1], derivative)
+
+
+def windowed(frames: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X_w`` of raw frames ``(..., n_fft)`` as :func:`spectra` gives it, and what
+    :func:`derivative_at` reads ``D`` from at a few bins: the raw spectrum for a cosine-sum
+    window (no full ``D``), ``D`` itself for a tensor window."""
+    if window.coefficients is None:
+        x_w, d = spectra(frames, window)
+        return x_w, d
+    raw = torch.fft.rfft(frames)
+    return _taps(raw, window.coefficients, frames.shape[-1], False)[0], raw
+
+
+def derivative_at(source: torch.Tensor, bins: torch.Tensor, window: Window) -> torch.Tensor:
+    """``D`` of :func:`spectra` at ``bins`` ``(..., P)`` (int64, broadcast against the leading
+    dims of ``source``), from :func:`windowed`'s second result: ``(..., P)`` complex.
+
+    For a cosine-sum window the few taps run on the bins needed only, with the values
+    :func:`spectra` computes at them (the same operations, in the same order).
+    """
+    k = source.shape[-1]
+    bins = bins.expand(*source.shape[:-1], bins.shape[-1])
+    if window.coefficients is None:
+        return source.gather(-1, bins)
+    coeffs = window.coefficients
+    m = len(coeffs) - 1
+    n_fft = 2 * (k - 1)
+    if m == 0:
+        return source.new_zeros(bins.shape)
+    d = None
+    for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
+        lo, hi = _bins_at(source, bins - q, n_fft), _bins_at(source, bins + q, n_fft)
+        scale = coeffs[q] * math.pi * q / n_fft
+        d = torch.sub(lo, hi).mul_(scale) if q == 1 else d.add_(torch.sub(lo, hi), alpha=scale)
+    return torch.view_as_complex(d)
+
+
+def _bins_at(spec: torch.Tensor, bins: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """The real view ``(..., P, 2)`` of a real signal's spectrum at any bins ``j`` in
+    ``(-n_fft / 2, n_fft)``, by conjugate symmetry ``X[-j] = X[N - j] = conj(X[j])``."""
+    k = spec.shape[-1]
+    folded = torch.where(bins < 0, -bins, torch.where(bins >= k, n_fft - bins, bins))
+    values = torch.view_as_real(spec.gather(-1, folded))
+    flip = (bins < 0) | (bins >= k)
+    if bool(flip.any()):
+        values = values.clone()
+        values[..., 1] = torch.where(flip, -values[..., 1], values[..., 1])
+    return values
+
+
+def _taps(
+    spec: torch.Tensor, coeffs: tuple[float, ...], n_fft: int, derivative: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`spectra` of a cosine-sum window from the raw spectrum ``spec``."""
     k = spec.shape[-1]
     m = len(coeffs) - 1
     if m == 0:  # rectangular: w' = 0
