@@ -285,13 +285,19 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+#: The clock of the timings: wall time, or this process's CPU time (``--clock process``: steadier
+#: on a shared machine, and with ``--threads 1`` the work of one core).
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+_clock = time.perf_counter
+
+
 def _time(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return statistics.median(times)
 
 
@@ -312,7 +318,12 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 avoids thread-pool "
                              "stalls on a busy machine")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="time the runs by wall clock (default) or by this process's CPU "
+                             "time (steadier when other work shares the machine)")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     factors = [float(f) for f in args.factors.split(",") if f.strip()]
@@ -324,7 +335,7 @@ def main(argv: List[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
 
     print("## pvrnn.time_stretch benchmark\n")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.clock} time, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}; synthetic signals {args.seconds:g} s at {SR} Hz; "
           f"factor = output / input duration")
