@@ -8,6 +8,11 @@ Measures, for the clarinet preset on the bundled clarinet (A4, 3 s, 44.1 kHz):
   stream and summed over the batch) of ``generate`` for one stream and for a batch of 64, and
   the time per network step next to a floor: the bare recurrent call on ``(batch, 1, F)``
   repeated the same number of times;
+- one generation step (``Sampler.generate``, eager and ``torch.compile``-d) against its
+  compute floor (one product per weight matrix of the network, timed in the same process),
+  and batch-64 throughput over one stream's, for the clarinet preset's network and the
+  default ``SoundModelConfig``'s (process CPU time, so other load on the machine inflates
+  the figures less than wall time);
 - time to plateau: wall time and epochs until the held-out validation NLL stops improving;
 - with ``--compare-codecs``: generated-audio quality for the four codec settings
   (delta/absolute x linear/log magnitude) on the bundled clarinet and piano, the measurement
@@ -20,11 +25,13 @@ Usage:
     python benchmarks/bench_model.py                      # CPU (and CUDA when present)
     python benchmarks/bench_model.py --threads 1 --skip-plateau
     python benchmarks/bench_model.py --compare-codecs     # adds a few minutes
+    python benchmarks/bench_model.py --threads 1 --only-steps --repeats 7   # the step vs floor
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import platform
@@ -34,7 +41,9 @@ import time
 import torch
 
 import pvrnn
-from pvrnn import SoundModel, metrics
+from pvrnn import SoundModel, SoundModelConfig, SpectralRNN, metrics
+from pvrnn.model import sample as sample_module
+from pvrnn.model.sample import Sampler
 
 
 def sync(device: torch.device) -> None:
@@ -111,6 +120,124 @@ def bench_generation(model: SoundModel, batch: int, seconds: float, repeats: int
         us_lstm = repeat(lambda: net.rnn(x, state))
     return dict(wall=wall, rtf=seconds / wall, rtf_total=batch * seconds / wall,
                 us_step=1e6 * wall / steps, us_stepper=us_stepper, us_lstm=us_lstm)
+
+
+# -- one generation step against its compute floor ----------------------------------------------
+def process_median(function, calls: int, repeats: int, device: torch.device) -> float:
+    """Median over ``repeats`` of the time of ``calls`` calls, us per call: process CPU time
+    on the CPU, wall time between synchronisations on CUDA."""
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        begin = clock()
+        for _ in range(calls):
+            function()
+        sync(device)
+        times.append(clock() - begin)
+    return 1e6 * statistics.median(times) / calls
+
+
+def step_networks(audio, rate) -> list[tuple[str, SpectralRNN]]:
+    """The clarinet preset's network and the default ``SoundModelConfig``'s (resolved on the
+    clarinet: n_fft 2048, 1025 bins, 2x256 LSTM, bottleneck 128, 1 component); untrained
+    (the cost of a step does not depend on the weights)."""
+    networks = []
+    for label, config in (("clarinet preset", SoundModelConfig.from_preset("clarinet")),
+                          ("default config", SoundModelConfig())):
+        c = config.resolve(audio, rate)
+        torch.manual_seed(0)
+        net = SpectralRNN(2 * c.n_partials, hidden_size=c.hidden_size, num_layers=c.num_layers,
+                          n_components=c.n_components, cell=c.cell, loss=c.loss,
+                          bottleneck=c.bottleneck).eval()
+        networks.append((f"{label} (F={net.n_features}, {c.num_layers}x{c.hidden_size} "
+                         f"{c.cell}, C={c.n_components}, bottleneck={c.bottleneck})", net))
+    return networks
+
+
+def bench_step(net: SpectralRNN, batch: int, steps: int, repeats: int,
+               device: torch.device) -> dict:
+    """Per generation step (us, process time): the floor and ``Sampler.generate``'s step.
+
+    Floor: one product per weight matrix of the network (2-D parameters: embedding, each
+    layer's ``W_ih`` and ``W_hh``, projection, head), in the network's order, repeated: every
+    weight is read once per step, as a step must. At batch 1 a matrix-vector product
+    (``torch.mv``); at batch B a ``(B, in) @ (in, out)`` product. ``hot``: the same products
+    each timed alone and summed (weights cache-resident).
+    """
+    net = net.to(device)
+    with torch.inference_mode():
+        mats = [p.detach() for p in net.parameters() if p.dim() == 2]
+        if batch == 1:
+            pairs = [(m, torch.randn(m.shape[1], device=device)) for m in mats]
+            product = torch.mv
+        else:
+            pairs = [(m.t().contiguous(), torch.randn(batch, m.shape[1], device=device))
+                     for m in mats]
+
+            def product(w, x):  # (B, in) @ (in, out)
+                return torch.mm(x, w)
+
+        def floor_step():
+            for w, x in pairs:
+                product(w, x)
+
+        calls = max(20, 2000 // batch)
+        floor = process_median(floor_step, calls, repeats, device)
+        hot = sum(process_median(lambda w=w, x=x: product(w, x), calls, repeats, device)
+                  for w, x in pairs)
+    generator = torch.Generator(device=device)
+    prime = torch.zeros(5, net.n_features, device=device)
+    scale = torch.ones(steps, 1, 1, device=device)
+    result = dict(floor=floor, hot=hot)
+    for name, compiled in (("eager", False), ("compiled", True)):
+        sampler = Sampler.for_network(net, generator=generator)
+        start = time.perf_counter()
+        sampler.generate(net, prime, 2, batch, scale, compiled=compiled)  # warm-up, compile
+        result[f"warm_{name}"] = time.perf_counter() - start
+        result[name] = process_median(
+            lambda s=sampler, c=compiled: s.generate(net, prime, steps, batch, scale,
+                                                     compiled=c),
+            1, repeats, device) / steps
+    result["compile_failed"] = ", ".join(f"{k}: {v}" for k, v in sample_module._BROKEN.items())
+    return result
+
+
+def report_steps(audio, rate, steps: int, repeats: int, devices: list[torch.device]) -> None:
+    print("\n## One generation step against its compute floor\n")
+    print(f"Process CPU time per step (CUDA: wall time), median of {repeats} runs of {steps} "
+          "steps of `Sampler.generate` (everything but decoding: draws, network, sampling, resets "
+          "none), untrained networks, torch threads as set. `floor`: one product per weight "
+          "matrix in the network's order (batch 1: `torch.mv`; batch 64: `(64, in) @ (in, "
+          "out)`), each weight read once, timed in this process; `hot`: those products timed "
+          "one by one and summed (weights in cache). `compiled`: the whole step "
+          "`torch.compile`-d (first call's seconds in brackets). `x total`: batch-64 "
+          "throughput over one stream's, for the same path; `at most`: that ratio if the "
+          "batch-64 step cost only its floor (64 x the eager one-stream step / the batch-64 "
+          "floor).\n")
+    print("| device | network | batch | floor us | hot us | eager us | eager / floor | "
+          "compiled us | compiled / floor | x total eager | x total compiled | at most |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for device, (label, net) in itertools.product(devices, step_networks(audio, rate)):
+        single = None
+        for batch in (1, 64):
+            r = bench_step(net, batch, steps if batch == 1 else max(64, steps // 8), repeats,
+                           device)
+            if single is None:
+                single = r
+                gain = ("", "", "")
+            else:
+                gain = (f"{batch * single['eager'] / r['eager']:.1f}x",
+                        f"{batch * single['compiled'] / r['compiled']:.1f}x",
+                        f"{batch * single['eager'] / r['floor']:.1f}x")
+            print(f"| {device} | {label} | {batch} | {r['floor']:.1f} | {r['hot']:.1f} | "
+                  f"{r['eager']:.1f} | {r['eager'] / r['floor']:.2f} | "
+                  f"{r['compiled']:.1f} ({r['warm_compiled']:.0f} s) | "
+                  f"{r['compiled'] / r['floor']:.2f} | {gain[0]} | {gain[1]} | {gain[2]} |",
+                  flush=True)
+            if r["compile_failed"]:
+                print(f"\ncompiling failed, eager ran instead: {r['compile_failed']}\n")
 
 
 # -- time to plateau -------------------------------------------------------------------------------
@@ -210,6 +337,10 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=40)
     parser.add_argument("--compare-codecs", action="store_true")
     parser.add_argument("--codec-epochs", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=1024,
+                        help="generation steps timed against the floor (one stream)")
+    parser.add_argument("--only-steps", action="store_true",
+                        help="only the generation step against its floor")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -217,8 +348,11 @@ def main() -> None:
                (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])))]
     header(devices)
     audio, rate = pvrnn.examples.load("clarinet")
+    report_steps(audio, rate, args.steps, args.repeats, devices)
+    if args.only_steps:
+        return
 
-    print("## Training throughput (clarinet preset: 2x100 LSTM, 3 components, seq 20)\n")
+    print("\n## Training throughput (clarinet preset: 2x100 LSTM, 3 components, seq 20)\n")
     print("| device | batch | steps/epoch | ms/step | ms/epoch | frames/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for device in devices:
