@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["envelope_table", "envelope", "envelope_minimum", "overlap_add", "inverse_stft"]
+__all__ = ["envelope_table", "envelope_pairs", "envelope", "envelope_minimum", "overlap_add",
+           "inverse_stft"]
 
 
 def envelope_table(window: torch.Tensor, hop_length: int) -> torch.Tensor:
@@ -29,19 +30,32 @@ def envelope_table(window: torch.Tensor, hop_length: int) -> torch.Tensor:
     return torch.cat([pieces.new_zeros(1, hop_length), pieces.cumsum(0)])
 
 
-def envelope(table: torch.Tensor, n_frames: int, start: int, stop: int) -> torch.Tensor:
+def envelope_pairs(table: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Every difference of two rows of an :func:`envelope_table`, ``(R + 1, R + 1, hop)``:
+    ``[u, l]`` is ``table[u] - table[l]`` in ``dtype``, at least its smallest normal number
+    (what :func:`envelope` looks up with ``pairs``: no float64 array as long as the output)."""
+    return (table.unsqueeze(1) - table.unsqueeze(0)).to(dtype).clamp_min(torch.finfo(dtype).tiny)
+
+
+def envelope(
+    table: torch.Tensor, n_frames: int, start: int, stop: int, pairs: torch.Tensor | None = None
+) -> torch.Tensor:
     """Overlap-add of the squared window over ``n_frames`` frames, samples ``[start, stop)``.
 
     Sample ``p = q * hop + r`` gets piece ``j = q - f`` of every frame ``f`` in
     ``[0, n_frames)`` with ``0 <= j < R``, which sums to
     ``table[min(R, q + 1)] - table[max(0, q - n_frames + 1)]`` at ``r``. In the table's dtype
-    and on its device, ``(stop - start,)``.
+    and on its device, ``(stop - start,)``; with ``pairs`` (:func:`envelope_pairs` of the
+    table) looked up there, in its dtype.
     """
     rows, hop = table.shape[0] - 1, table.shape[1]
     q = torch.arange(start // hop, (stop - 1) // hop + 1, device=table.device)
     upper = torch.clamp(q + 1, max=rows)
     lower = torch.clamp(q - (n_frames - 1), min=0)
-    values = (table[upper] - table[lower]).view(-1)
+    if pairs is not None:
+        values = pairs[upper, lower].view(-1)
+    else:
+        values = (table[upper] - table[lower]).view(-1)
     offset = start - (start // hop) * hop
     return values[offset : offset + stop - start]
 

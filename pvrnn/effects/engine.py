@@ -34,12 +34,11 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..dsp.ola import envelope, envelope_table, overlap_add
+from ..dsp.ola import envelope, envelope_pairs, envelope_table, overlap_add
 from ..dsp.windows import Window
 from ..errors import PvrnnError, fail
 from .onsets import OnsetTracker
 from .phaselock import PhaseLocker
-from .spectra import BLOCK_ELEMENTS
 from .timemap import FIXED, MAX_OUTPUT, call_factor, local_map, rescale_knots
 
 __all__ = ["StretchEngine", "REACH_SECONDS"]
@@ -48,6 +47,10 @@ __all__ = ["StretchEngine", "REACH_SECONDS"]
 REACH_SECONDS = 0.25
 #: A position past any frame count (the envelope of samples not yet near the end).
 _MANY = 1 << 62
+#: Elements (frames x bins x items) per block of frames (onset analysis, output frames): their
+#: spectra and the arrays derived from them stay in a core's L2 cache; fewer, larger blocks
+#: would spend less on dispatch but more on memory.
+FRAME_BLOCK_ELEMENTS = 1 << 17
 
 
 class StretchEngine:
@@ -90,7 +93,7 @@ class StretchEngine:
         # Cells a knot waits for: the onsets 2 reach ahead move it (spread of the spread).
         self.ahead = 2 * self.reach + 2 if self.protect else 2
         self.width = max(1, -(-n_fft // (2 * hop)))  # cells an onset covers
-        self.block = max(16, BLOCK_ELEMENTS // (items * self.k))
+        self.block = max(16, FRAME_BLOCK_ELEMENTS // (items * self.k))
         self.set_factor(factor)
         dev, f64 = self.device, torch.float64
         # Input, in padded coordinates (sample p of the padded signal is audio sample p - half).
@@ -127,7 +130,7 @@ class StretchEngine:
         self.out_len: int | None = None
         self.synthesis = window.values.to(device=dev, dtype=dtype)
         self.table = envelope_table(window.values, hop).to(dev)
-        self.tiny = torch.finfo(dtype).tiny
+        self.norm_pairs = envelope_pairs(self.table, dtype)
 
     # -- factor ------------------------------------------------------------------------------
     def set_factor(self, factor: Any) -> None:
@@ -314,31 +317,32 @@ class StretchEngine:
             bound = int(self.ideal_sum.min()) // FIXED - 2  # surely inside the output
             n_frames = min(-(-limit // (hop * FIXED)), max(0, bound // hop + 1))
         j0 = self.j_done
-        pieces = []
-        while j0 < n_frames:
-            j1 = min(n_frames, j0 + self.block)
-            self._stretch_frames(j0, j1)
-            j0 = j1
-        self.j_done = max(self.j_done, n_frames)
+        if n_frames > j0:
+            positions, excess, reset = self._positions(j0, n_frames)
+            need = (n_frames - 1) * hop + self.n_fft - self.acc_pos
+            if need > self.acc.shape[1]:  # once per call: no regrowth per block
+                self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))
+            for i in range(0, n_frames - j0, self.block):  # blocks of frames: bounded memory
+                part = slice(i, i + self.block)
+                self._stretch_block(j0 + i, positions[:, part], excess[:, part], reset[:, part])
+            self.j_done = n_frames
         # Output samples before j_done * hop are complete (padded coordinates).
         end = self.j_done * hop
         if self.finished:
             end = self.half + self.out_len
-        if end > self.emit_pos:
-            a, b = self.emit_pos, end
-            span = self.acc[:, a - self.acc_pos : b - self.acc_pos]
-            if span.shape[1] < b - a:
-                span = F.pad(span, (0, b - a - span.shape[1]))
-            n_env = (1 + self.out_len // hop) if self.finished else _MANY
-            norm = envelope(self.table, n_env, a, b).to(self.dtype)
-            pieces.append(span / norm.clamp_min(self.tiny))
-            self.emit_pos = b
-        if not pieces:
+        if end <= self.emit_pos:
             return self.acc.new_zeros(self.b, 0)
-        return pieces[0]
+        a, b = self.emit_pos, end
+        span = self.acc[:, a - self.acc_pos : b - self.acc_pos]
+        if span.shape[1] < b - a:
+            span = F.pad(span, (0, b - a - span.shape[1]))
+        n_env = (1 + self.out_len // hop) if self.finished else _MANY
+        self.emit_pos = b
+        return span / envelope(self.table, n_env, a, b, pairs=self.norm_pairs)
 
-    def _stretch_frames(self, j0: int, j1: int) -> None:
-        """Output frames ``[j0, j1)``: read positions, phase locking, overlap-add."""
+    def _positions(self, j0: int, j1: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Output frames ``[j0, j1)``: their read positions (padded samples), the output hop
+        minus the analysis hop (float64) and whether they reset, ``(items, j1 - j0)`` each."""
         hop, dev = self.hop, self.device
         times = torch.arange(j0, j1, dtype=torch.int64, device=dev) * (hop * FIXED)
         T = self.T  # knots t_base ..
@@ -355,7 +359,7 @@ class StretchEngine:
             lengths = lengths.clamp(max=self.n_in)
         lengths = lengths - starts
         tau = torch.round(starts + frac * lengths).to(torch.int64)
-        tau = tau.clamp(0, self.n_in).expand(self.b, -1)
+        positions = tau.clamp(0, self.n_in).expand(self.b, -1)
         rows_r = max(self.reset_cells.shape[0], cell_abs.shape[0])
         rc = self.reset_cells.expand(rows_r, -1).gather(
             1, (cell_abs - self.cell_base).expand(rows_r, -1))
@@ -363,19 +367,19 @@ class StretchEngine:
         if j0 == 0:
             reset = reset.clone()
             reset[:, 0] = True
-        positions = tau
         advance = torch.diff(positions, dim=1, prepend=self.last_pos if j0 else positions[:, :1])
         self.last_pos = positions[:, -1:]
-        excess = (hop - advance).to(torch.float64)
+        return positions, (hop - advance).to(torch.float64), reset
+
+    def _stretch_block(self, j0: int, positions: torch.Tensor, excess: torch.Tensor,
+                       reset: torch.Tensor) -> None:
+        """Output frames from ``j0`` on, read at ``positions``: phase locking, overlap-add."""
         groups = self.groups
         spec, power = self.locker(self._read(positions), excess[:groups], reset[:groups])
         if self.gain is not None:
             spec = spec * self.gain(power.sqrt())
         frames = torch.fft.irfft(spec, n=self.n_fft).mul_(self.synthesis)
-        need = (j1 - 1) * hop + self.n_fft - self.acc_pos
-        if need > self.acc.shape[1]:
-            self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))
-        overlap_add(frames, hop, out=self.acc, offset=j0 * hop - self.acc_pos)
+        overlap_add(frames, self.hop, out=self.acc, offset=j0 * self.hop - self.acc_pos)
 
     def _read(self, positions: torch.Tensor) -> torch.Tensor:
         """The raw frames ``(items, nb, n_fft)`` of the input at padded sample ``positions``
