@@ -289,6 +289,7 @@ class Stepper:
 
     def __init__(self, net: SpectralRNN) -> None:
         self.net = net
+        self.lstm = net.cell == "lstm"  # (the step reads no module attribute: fewer guards)
         rnn, h = net.rnn, net.hidden_size
         with torch.no_grad():
             weights = [[getattr(rnn, f"{name}_l{k}").detach()
@@ -363,7 +364,7 @@ class Stepper:
                 self.x.copy_(torch.addmm(self.embed[0], self.input, self.embed[1]))
             else:
                 torch.addmm(self.embed[0], self.input, self.embed[1], out=self.x)
-        if self.net.cell == "lstm":
+        if self.lstm:
             for xh, w, b, gates, ifo, g, i, f, o, c, h in self.layers:
                 torch.addmm(b, xh, w, out=gates)
                 ifo.sigmoid_()

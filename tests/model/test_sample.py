@@ -263,3 +263,19 @@ def test_the_policy_leaves_the_cpu_step_eager(monkeypatch):
     sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
     out = sampler.generate(net, torch.zeros(3, 4), 5, 1, torch.ones(5, 1, 1))
     assert out.shape == (1, 5, 4) and not sample._COMPILED
+
+
+def test_a_reset_at_the_first_row_continues_the_drawn_row():
+    # reset_every=1 with a pool: the first row has no predecessor, so the pair looked up is
+    # (drawn row, drawn row), as before the in-place loop (no unwritten memory is read).
+    from pvrnn.model.sample import nearest_continuation
+
+    torch.manual_seed(0)
+    net = SpectralRNN(2, hidden_size=4, num_layers=1, n_components=1).eval()
+    t = torch.arange(32, dtype=torch.float32)
+    pool = torch.stack([torch.sin(t / 4), torch.cos(t / 4)], dim=-1)
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(net, pool[:5], 3, 2, torch.zeros(3, 1, 1), None, 1,
+                           reset_pool=pool)
+    drawn = sampler_mean_row(net, torch.zeros(0, 2), pool[:5])
+    torch.testing.assert_close(out[:, 0], nearest_continuation(pool, drawn, drawn).expand(2, 2))
