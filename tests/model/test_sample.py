@@ -143,16 +143,9 @@ def test_nearest_continuation_picks_the_frame_that_continues_both_rows():
 
 def test_resets_continue_a_vibrato_instead_of_cutting_it():
     """Absolute mode: a reset frame is the pool frame nearest to where the sound is."""
-    from pvrnn.model.network import SpectralRNN
-    from pvrnn.model.sample import Sampler, nearest_continuation
+    from pvrnn.model.sample import nearest_continuation
 
-    torch.manual_seed(0)
-    net = SpectralRNN(2, hidden_size=4, num_layers=1, n_components=1).eval()
-    t = torch.arange(64, dtype=torch.float32)
-    pool = torch.stack([torch.sin(t / 4), torch.cos(t / 4)], dim=-1)
-    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
-    out = sampler.generate(net, pool[:5], 24, 2, torch.zeros(24, 1, 1), None, 6,
-                           reset_pool=pool)
+    net, pool, out = vibrato_resets(64, 24, 6)
     resets = out[:, 5::6]  # rows 6, 12, ... (1-based) are resets
     for b in range(2):
         for j, row in enumerate(resets[b]):
@@ -160,6 +153,19 @@ def test_resets_continue_a_vibrato_instead_of_cutting_it():
             expected = nearest_continuation(pool, out[b, i - 1 : i], sampler_mean_row(
                 net, out[b, :i], pool[:5]))
             torch.testing.assert_close(row.unsqueeze(0), expected)
+
+
+def vibrato_resets(n_pool, n_steps, reset_every):
+    """Two streams at variance 0 from a 1x4 LSTM primed on a circle of ``n_pool`` frames (a
+    "vibrato") that is also the reset pool: ``(net, pool, out (2, n_steps, 2))``."""
+    torch.manual_seed(0)
+    net = SpectralRNN(2, hidden_size=4, num_layers=1, n_components=1).eval()
+    t = torch.arange(n_pool, dtype=torch.float32)
+    pool = torch.stack([torch.sin(t / 4), torch.cos(t / 4)], dim=-1)
+    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(net, pool[:5], n_steps, 2, torch.zeros(n_steps, 1, 1), None,
+                           reset_every, reset_pool=pool)
+    return net, pool, out
 
 
 def sampler_mean_row(net, history, prime):
@@ -270,12 +276,6 @@ def test_a_reset_at_the_first_row_continues_the_drawn_row():
     # (drawn row, drawn row), as before the in-place loop (no unwritten memory is read).
     from pvrnn.model.sample import nearest_continuation
 
-    torch.manual_seed(0)
-    net = SpectralRNN(2, hidden_size=4, num_layers=1, n_components=1).eval()
-    t = torch.arange(32, dtype=torch.float32)
-    pool = torch.stack([torch.sin(t / 4), torch.cos(t / 4)], dim=-1)
-    sampler = Sampler.for_network(net, generator=torch.Generator().manual_seed(0))
-    out = sampler.generate(net, pool[:5], 3, 2, torch.zeros(3, 1, 1), None, 1,
-                           reset_pool=pool)
+    net, pool, out = vibrato_resets(32, 3, 1)
     drawn = sampler_mean_row(net, torch.zeros(0, 2), pool[:5])
     torch.testing.assert_close(out[:, 0], nearest_continuation(pool, drawn, drawn).expand(2, 2))
