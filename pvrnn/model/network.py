@@ -269,8 +269,8 @@ class Stepper:
     Results equal the network's sequence forward to float rounding (the fused gate product
     sums in another order than ``torch.lstm_cell``/cuDNN); they are not bit-identical to it.
 
-    The weights are copied when the stepper is made: later changes to the network's
-    parameters do not reach it. Steps run without autograd.
+    The fused and transposed weights are copies made with the stepper: make a new stepper
+    after changing the network's parameters. Steps run without autograd.
 
     Attributes (after :meth:`prime`):
         input (Tensor): ``(batch, F)``, the next step's input; write it, then :meth:`advance`.
