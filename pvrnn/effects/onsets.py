@@ -76,7 +76,8 @@ def onset_fraction_block(
         floor = floors[:, start : start + block]
         # Squared magnitudes with s zeros on each side, and the spread maximum of the frame
         # before each frame: row 0 that of the block's previous frame.
-        wide = spec.real.new_zeros(b, nb, k + 2 * s)
+        wide = spec.real.new_empty(b, nb, k + 2 * s)
+        wide[..., :s], wide[..., k + s :] = 0.0, 0.0
         power = wide[..., s : s + k]
         torch.mul(spec.real, spec.real, out=power).addcmul_(spec.imag, spec.imag)
         spread = wide.new_empty(b, nb + 1, k)

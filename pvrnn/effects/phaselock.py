@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from ..dsp.frames import TWO_PI, wrap
 from ..dsp.windows import Window
 from .onsets import _ONSET_SPREAD, RISE
-from .spectra import derivative_at, window_max, windowed
+from .spectra import derivative_at, windowed
 
-__all__ = ["PhaseLocker", "peaks", "peak_rotations"]
+__all__ = ["PhaseLocker", "peaks", "padded_peaks", "peak_rotations"]
 
 #: A spectral peak is larger than this many bins on each side (phase locking).
 _LOCK_RADIUS = 2
@@ -45,36 +45,55 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
         order, padded with 0; ``count`` ``(B, nb)``: how many; ``which`` ``(B, nb, K)``: the
         index in ``peak_bin`` of each bin's peak.
     """
-    shape = power.shape
-    k = shape[-1]
-    flat = power.reshape(-1, k)
-    rows = flat.shape[0]
-    # The largest bin within the radius (zeros outside: the squared magnitudes are >= 0, so
-    # the same as leaving them out), raised to the next float above the frame's floor: a bin
-    # equal to it is a peak. Compared into a float tensor (that vectorises, into bool not).
-    top = window_max(F.pad(flat, (_LOCK_RADIUS, _LOCK_RADIUS)), 2 * _LOCK_RADIUS + 1)
+    return padded_peaks(F.pad(power, (_LOCK_RADIUS, _LOCK_RADIUS)))
+
+
+def padded_peaks(wide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`peaks` of squared magnitudes ``(B, nb, K + 2 _LOCK_RADIUS)`` with
+    ``_LOCK_RADIUS`` zeros on each side (the same as leaving the bins outside out: every
+    value is >= 0)."""
+    r = _LOCK_RADIUS  # 2: the neighbours' maximum below is built for it
+    k = wide.shape[-1] - 2 * r
+    shape = (*wide.shape[:-1], k)
+    wide = wide.reshape(-1, k + 2 * r)
+    flat = wide[:, r : r + k]
+    rows, device = flat.shape[0], flat.device
+    # A bin is a peak when it is at least its neighbours within the radius (the largest of
+    # bins j - r .. j - 1 and j + 1 .. j + r: pairs of maxima of pairs, for r = 2) and above
+    # the frame's floor (at least the next float up). Compared into a float tensor (that
+    # vectorises, into bool not).
+    pairs = torch.maximum(wide[:, :-1], wide[:, 1:])  # bins j, j + 1 (padded coordinates)
+    around = torch.maximum(pairs[:, : k], pairs[:, r + 1 : r + 1 + k])
     floor = flat.amax(-1, keepdim=True) * _PEAK_FLOOR**2
-    above = torch.nextafter(floor, floor.new_tensor(math.inf)).clamp_min_(
-        torch.finfo(flat.dtype).tiny)  # > floor; a silent frame (all 0) has no peak
-    peak = torch.eq(flat, torch.maximum(top, above, out=top), out=top).bool()
-    row, bin_ = peak.nonzero(as_tuple=True)  # every peak, by frame then bin
-    count = torch.bincount(row, minlength=rows)
-    empty = count == 0
-    if bool(empty.any()):  # a frame without peaks: bin 0 is its peak
-        peak[:, 0] |= empty
-        row, bin_ = peak.nonzero(as_tuple=True)
-        count = count + empty
+    inf = floor.new_tensor(math.inf)
+    # The next float above the floor; none for a silent frame (0 would be a peak there if
+    # denormals are flushed to zero).
+    above = torch.nextafter(floor, inf).masked_fill_(floor == 0, math.inf)
+    peak = torch.ge(flat, torch.maximum(around, above, out=around), out=around).bool()
+    # Every peak as a flat index row * K + bin, in order; each row's first one and count.
+    where = peak.view(-1).nonzero(as_tuple=True)[0]
+    starts = torch.arange(0, (rows + 1) * k, k, device=device)
+    first = torch.searchsorted(where, starts)
+    count = first.diff()
+    if bool((count == 0).any()):  # a frame without peaks: bin 0 is its peak
+        peak[:, 0] |= count == 0
+        where = peak.view(-1).nonzero(as_tuple=True)[0]
+        first = torch.searchsorted(where, starts)
+        count = first.diff()
     n_peaks = int(count.max())
-    slot = torch.arange(row.shape[0], device=flat.device) - (torch.cumsum(count, 0) - count)[row]
-    peak_bin = torch.zeros(rows, n_peaks, dtype=torch.int64, device=flat.device)
-    peak_bin[row, slot] = bin_
+    slot = torch.arange(n_peaks, device=device)
+    at = (first[:-1].unsqueeze(1) + slot).clamp_(max=where.shape[0] - 1)
+    peak_bin = torch.where(slot < count.unsqueeze(1), where[at] - starts[:-1].unsqueeze(1), 0)
     # Bin b belongs to peak t rather than t - 1 from the first bin nearer to it,
-    # (bin[t - 1] + bin[t]) // 2 + 1; its peak's index counts these switches up to b.
-    same = row[1:] == row[:-1]
-    switch = (bin_[1:] + bin_[:-1]) // 2 + 1 + row[1:] * k
-    marks = torch.zeros(rows, k, dtype=torch.int64, device=flat.device)
-    marks.view(-1)[switch[same]] = 1
-    which = marks.cumsum_(-1)
+    # (bin[t - 1] + bin[t]) // 2 + 1 (in flat indices too, within a row); its peak's index
+    # counts these switches up to b. The pairs across two rows (before each row's first
+    # peak) add 0.
+    same = torch.ones_like(where[1:])
+    same[(first[1:-1] - 1).clamp_(min=0)] = 0
+    marks = torch.zeros(rows * k, dtype=torch.int64, device=device)
+    marks.index_put_(((where[1:] + where[:-1]).div_(2, rounding_mode="floor").add_(1),), same,
+                     accumulate=True)
+    which = marks.view(rows, k).cumsum_(-1)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 
@@ -112,31 +131,32 @@ def peak_rotations(
     """
     b, nb, n_peaks = peak_bin.shape
     device = peak_bin.device
-    valid = torch.arange(n_peaks, device=device) < count.unsqueeze(-1)  # (B, nb, P)
-    # Parents: the previous frame's peak owning the same bin.
+    slots = nb * n_peaks
     first = peak_bin[:, 0]  # (B, P)
-    parent_freq = [carry_freq.gather(-1, first).unsqueeze(1)]
-    parent_slot = torch.zeros(b, nb, n_peaks, dtype=torch.int64, device=device)
-    if nb > 1:
-        parent_slot[:, 1:] = which[:, :-1].gather(-1, peak_bin[:, 1:])
-        parent_freq.append(peak_freq[:, :-1].gather(-1, parent_slot[:, 1:]))
-    mean_freq = 0.5 * (torch.cat(parent_freq, 1) + peak_freq).to(torch.float64)
-    value = excess.unsqueeze(-1) * mean_freq  # (B, nb, P)
+    # Parents: the previous frame's peak owning the same bin (for the first frame, the carry:
+    # the rotation and frequency of each bin in the frame before the block).
+    parent_slot = which[:, :-1].gather(-1, peak_bin[:, 1:])  # frames 1 .. nb - 1
+    parent_freq = torch.cat([carry_freq.gather(-1, first).unsqueeze(1),
+                             peak_freq[:, :-1].gather(-1, parent_slot)], 1)
+    # excess * (w_parent + w) / 2 (the halving is exact, on either factor)
+    value = (parent_freq + peak_freq).to(torch.float64).mul_(0.5 * excess.unsqueeze(-1))
     value[:, 0] += carry_rot.gather(-1, first)
-    value = torch.where(restart, 0.0, value)
-    # Pointer doubling. Roots (first frame, restarts, padding) point to a sentinel of value 0
-    # that points to itself; every round doubles the hops each pointer spans.
-    sentinel = nb * n_peaks
-    root = restart | ~valid
-    root[:, 0] = True
-    frame = torch.arange(nb, device=device).reshape(1, nb, 1)
-    pointer = torch.where(root, sentinel, (frame - 1) * n_peaks + parent_slot).reshape(b, -1)
-    pointer = F.pad(pointer, (0, 1), value=sentinel)
-    value = F.pad(value.reshape(b, -1), (0, 1))
-    for _ in range(max(0, nb - 1).bit_length()):  # ceil(log2(nb)) rounds, not frames
-        value = value + value.gather(1, pointer)
-        pointer = pointer.gather(1, pointer)
-    return value[:, :sentinel].reshape(b, nb, n_peaks)
+    # Pointer doubling over the flat slots and a sentinel of value 0 that points to itself.
+    # Roots (first frame, restarts, padding) point to the sentinel; every round doubles the
+    # hops each pointer spans.
+    flat = value.new_zeros(b, slots + 1)
+    flat[:, :slots] = value.masked_fill_(restart, 0.0).view(b, slots)
+    pointer = torch.full((b, slots + 1), slots, dtype=torch.int64, device=device)
+    steps = pointer[:, :slots].view(b, nb, n_peaks)
+    later = parent_slot + torch.arange(0, slots - n_peaks, n_peaks, device=device).view(-1, 1)
+    steps[:, 1:] = later.masked_fill_(restart[:, 1:], slots)
+    steps.masked_fill_(torch.arange(n_peaks, device=device) >= count.unsqueeze(-1), slots)
+    rounds = max(0, nb - 1).bit_length()  # ceil(log2(nb)) rounds, not frames
+    for i in range(rounds):
+        flat.add_(flat.gather(1, pointer))
+        if i + 1 < rounds:
+            pointer = pointer.gather(1, pointer)
+    return flat[:, :slots].view(b, nb, n_peaks)
 
 
 class PhaseLocker:
@@ -175,9 +195,15 @@ class PhaseLocker:
         """
         x_w, source = windowed(frames, self.window)
         re, im = x_w.real, x_w.imag
-        power = torch.mul(re, re).addcmul_(im, im)
-        shared = power.sum(0, keepdim=True) if self.link else power
-        peak_bin, count, which = peaks(shared)
+        r, k = _LOCK_RADIUS, self.k
+        # Squared magnitudes with the zero bins either side that the peak search reads.
+        wide = re.new_empty(*re.shape[:-1], k + 2 * r)
+        wide[..., :r], wide[..., k + r :] = 0.0, 0.0
+        power = torch.mul(re, re, out=wide[..., r : k + r]).addcmul_(im, im)
+        if self.link:
+            wide = wide.sum(0, keepdim=True)
+        shared = wide[..., r : k + r]
+        peak_bin, count, which = padded_peaks(wide)
         # Each peak's reassigned frequency, bin_freq - clamp(cross / power) (cross: the
         # derivative's spectrum against the spectrum), at the peaks only.
         d = derivative_at(source, peak_bin, self.window)

@@ -98,7 +98,9 @@ def derivative_at(source: torch.Tensor, bins: torch.Tensor, window: Window) -> t
     dims of ``source``), from :func:`windowed`'s second result: ``(..., P)`` complex.
 
     For a cosine-sum window the few taps run on the bins needed only, with the values
-    :func:`spectra` computes at them (the same operations, in the same order).
+    :func:`spectra` computes at them (the same operations, in the same order): one gather of
+    the raw spectrum at ``bins -+ q``, folded into ``[0, K)`` by conjugate symmetry,
+    ``X[-j] = X[N - j] = conj(X[j])``.
     """
     k = source.shape[-1]
     bins = bins.expand(*source.shape[:-1], bins.shape[-1])
@@ -106,28 +108,24 @@ def derivative_at(source: torch.Tensor, bins: torch.Tensor, window: Window) -> t
         return source.gather(-1, bins)
     coeffs = window.coefficients
     m = len(coeffs) - 1
-    n_fft = 2 * (k - 1)
     if m == 0:
         return source.new_zeros(bins.shape)
+    n_fft = 2 * (k - 1)
+    taps = torch.tensor([s * q for q in range(1, m + 1) for s in (-1, 1)], device=bins.device)
+    near = bins.unsqueeze(-1) + taps  # (..., P, 2 m): bins - 1, + 1, - 2, + 2, ...
+    outside = (near < 0) | (near >= k)
+    folded = torch.where(near >= k, n_fft - near, near.abs())
+    values = torch.view_as_real(source.gather(-1, folded.flatten(-2)))
+    values = values.unflatten(-2, near.shape[-2:])  # (..., P, 2 m, 2)
+    if bool(outside.any()):
+        values = values.clone()
+        values[..., 1] = torch.where(outside, -values[..., 1], values[..., 1])
     d = None
     for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
-        lo, hi = _bins_at(source, bins - q, n_fft), _bins_at(source, bins + q, n_fft)
+        lo, hi = values[..., 2 * q - 2, :], values[..., 2 * q - 1, :]
         scale = coeffs[q] * math.pi * q / n_fft
         d = torch.sub(lo, hi).mul_(scale) if q == 1 else d.add_(torch.sub(lo, hi), alpha=scale)
     return torch.view_as_complex(d)
-
-
-def _bins_at(spec: torch.Tensor, bins: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """The real view ``(..., P, 2)`` of a real signal's spectrum at any bins ``j`` in
-    ``(-n_fft / 2, n_fft)``, by conjugate symmetry ``X[-j] = X[N - j] = conj(X[j])``."""
-    k = spec.shape[-1]
-    folded = torch.where(bins < 0, -bins, torch.where(bins >= k, n_fft - bins, bins))
-    values = torch.view_as_real(spec.gather(-1, folded))
-    flip = (bins < 0) | (bins >= k)
-    if bool(flip.any()):
-        values = values.clone()
-        values[..., 1] = torch.where(flip, -values[..., 1], values[..., 1])
-    return values
 
 
 def _taps(
