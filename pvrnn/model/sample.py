@@ -338,6 +338,15 @@ def advance_and_pick(stepper: Any, picker: Picker, gumbel: torch.Tensor | None,
     picker(gumbel, noise, stepper.input)
 
 
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value``, a tensor or nested lists and tuples (other items skipped)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in tensors_in(item)]
+    return []
+
+
 _BROKEN: dict[str, str] = {}  # device type -> why compiling the step failed there
 _COMPILED: dict[str, Callable] = {}
 
@@ -368,11 +377,9 @@ def step_function(stepper: Any, picker: Picker, compiled: bool | None = None) ->
     compilable = getattr(stepper, "compilable", False)  # not the TCN's host-side ring positions
     if not (use and compilable) or device_type in _BROKEN or not hasattr(torch, "compile"):
         return lambda gumbel, noise: advance_and_pick(stepper, picker, gumbel, noise)
-    if device_type == "cuda":
-        for value in [*vars(stepper).values(), *vars(picker).values()]:
-            for tensor in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(tensor, torch.Tensor):
-                    torch._dynamo.mark_static_address(tensor)
+    if device_type == "cuda":  # the step's buffers live for the whole loop: graph-static
+        for tensor in tensors_in([*vars(stepper).values(), *vars(picker).values()]):
+            torch._dynamo.mark_static_address(tensor)
     if device_type not in _COMPILED:
         mode = "reduce-overhead" if device_type == "cuda" else None
         _COMPILED[device_type] = torch.compile(advance_and_pick, fullgraph=True, dynamic=False,

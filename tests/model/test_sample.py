@@ -279,3 +279,19 @@ def test_a_reset_at_the_first_row_continues_the_drawn_row():
     net, pool, out = vibrato_resets(32, 3, 1)
     drawn = sampler_mean_row(net, torch.zeros(0, 2), pool[:5])
     torch.testing.assert_close(out[:, 0], nearest_continuation(pool, drawn, drawn).expand(2, 2))
+
+
+def test_every_buffer_of_the_step_is_found_for_cuda_graphs():
+    # On CUDA every tensor the compiled step touches is marked static, nested lists included
+    # (the per-layer slots of the stepper are a list of tuples).
+    from pvrnn.model.sample import tensors_in
+
+    net = SpectralRNN(4, hidden_size=8, num_layers=2, n_components=2, bottleneck=3).eval()
+    with torch.inference_mode():
+        stepper = net.stepper()
+        stepper.prime(torch.zeros(1, 3, 4), 2)
+    found = {id(t) for t in tensors_in(list(vars(stepper).values()))}
+    for slots in stepper.layers:
+        assert all(id(t) in found for t in slots)
+    assert {id(stepper.head), id(stepper.input), id(stepper.x)} <= found
+    assert tensors_in([1, "a", None, (torch.zeros(1), [torch.ones(2)])])[1].shape == (2,)
