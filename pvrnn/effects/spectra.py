@@ -138,18 +138,24 @@ def _taps(
         return coeffs[0] * spec, torch.zeros_like(spec) if derivative else None
     # The taps run on the real view (real adds and scalings vectorise better than complex
     # ones), in place, into one output: the interior bins read the spectrum itself, the m bins
-    # at each end a small copy extended by conjugate symmetry, X[-j] = X[N - j] = conj(X[j]).
+    # at each end (one strided view of both ends) a small copy of the 3 m bins around each,
+    # extended by conjugate symmetry, X[-j] = X[N - j] = conj(X[j]).
     flat = torch.view_as_real(spec)
-    head = torch.view_as_real(torch.cat([spec[..., 1 : m + 1].flip(-1).conj(),
-                                         spec[..., : 2 * m]], dim=-1))
-    tail = torch.view_as_real(torch.cat([spec[..., k - 2 * m :],
-                                         spec[..., k - 1 - m : k - 1].flip(-1).conj()], dim=-1))
+    index, sign = _edge_bins(k, m, spec.device)
+    lead = spec.shape[:-1]
+    edges = torch.view_as_real(spec[..., index]).mul_(sign).view(*lead, 2, 3 * m, 2)
     x_w = torch.empty_like(flat)
     d = torch.empty_like(flat) if derivative else None
-    for src, first, n in ((head, 0, m), (flat, m, k - 2 * m), (tail, k - m, m)):
+
+    def ends(out: torch.Tensor) -> torch.Tensor:  # bins [0, m) and [k - m, k) of out
+        return out.as_strided((*lead, 2, m, 2), (*out.stride()[:-2], 2 * (k - m), 2, 1),
+                              out.storage_offset())
+
+    inner = slice(m, k - m)
+    segments = ((edges, ends(x_w), ends(d) if derivative else None, m),
+                (flat, x_w[..., inner, :], d[..., inner, :] if derivative else None, k - 2 * m))
+    for src, x_out, d_out, n in segments:
         # src[j] is bin first - m + j; output i (bin first + i) reads src[i + m -+ q].
-        x_out = x_w[..., first : first + n, :]
-        d_out = d[..., first : first + n, :] if derivative else None
         for q in range(1, m + 1):  # the window's few cosine terms, not bins or frames
             lo, hi = src[..., m - q : m - q + n, :], src[..., m + q : m + q + n, :]
             if q == 1:
@@ -164,3 +170,20 @@ def _taps(
                     d_out.add_(torch.sub(lo, hi), alpha=scale)
         x_out.add_(src[..., m : m + n, :], alpha=coeffs[0])
     return torch.view_as_complex(x_w), torch.view_as_complex(d) if derivative else None
+
+
+_EDGES: dict = {}
+
+
+def _edge_bins(k: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bins ``-m .. 2 m - 1`` and ``k - 2 m .. k - 1 + m`` of a real signal's spectrum folded
+    into ``[0, k)``, and the sign of each one's real and imaginary part, ``(6 m,)`` and
+    ``(6 m, 2)`` (-1 on the imaginary part of the folded ones: conjugates)."""
+    key = (k, m, str(device))
+    if key not in _EDGES:
+        bins = torch.cat([torch.arange(-m, 2 * m), torch.arange(k - 2 * m, k + m)])
+        index = torch.where(bins < 0, -bins, torch.where(bins >= k, 2 * (k - 1) - bins, bins))
+        sign = torch.ones(6 * m, 2)
+        sign[:, 1] = torch.where((bins < 0) | (bins >= k), -1.0, 1.0)
+        _EDGES[key] = (index.to(device), sign.to(device))
+    return _EDGES[key]
