@@ -45,13 +45,17 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
         order, padded with 0; ``count`` ``(B, nb)``: how many; ``which`` ``(B, nb, K)``: the
         index in ``peak_bin`` of each bin's peak.
     """
-    return padded_peaks(F.pad(power, (_LOCK_RADIUS, _LOCK_RADIUS)))
+    peak_bin, count, which = padded_peaks(F.pad(power, (_LOCK_RADIUS, _LOCK_RADIUS)))
+    rows = torch.arange(which.numel() // which.shape[-1], device=which.device)
+    offset = (rows * peak_bin.shape[-1]).view(*which.shape[:-1], 1)
+    return peak_bin, count, which.to(torch.int64) - offset
 
 
 def padded_peaks(wide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`peaks` of squared magnitudes ``(B, nb, K + 2 _LOCK_RADIUS)`` with
     ``_LOCK_RADIUS`` zeros on each side (the same as leaving the bins outside out: every
-    value is >= 0)."""
+    value is >= 0), with ``which`` as flat indices into ``peak_bin`` (``(b nb + t) P`` plus
+    the peak's index, int32: half the memory of int64, and what ``index_select`` takes)."""
     r = _LOCK_RADIUS  # 2: the neighbours' maximum below is built for it
     k = wide.shape[-1] - 2 * r
     shape = (*wide.shape[:-1], k)
@@ -88,12 +92,13 @@ def padded_peaks(wide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     # (bin[t - 1] + bin[t]) // 2 + 1 (in flat indices too, within a row); its peak's index
     # counts these switches up to b. The pairs across two rows (before each row's first
     # peak) add 0.
-    same = torch.ones_like(where[1:])
+    same = torch.ones(where.shape[0] - 1, dtype=torch.int32, device=device)
     same[(first[1:-1] - 1).clamp_(min=0)] = 0
-    marks = torch.zeros(rows * k, dtype=torch.int64, device=device)
-    marks.index_put_(((where[1:] + where[:-1]).div_(2, rounding_mode="floor").add_(1),), same,
-                     accumulate=True)
-    which = marks.view(rows, k).cumsum_(-1)
+    marks = torch.zeros(rows, k, dtype=torch.int32, device=device)
+    marks[:, 0] = torch.arange(0, rows * n_peaks, n_peaks, device=device)  # row offsets
+    marks.view(-1).index_put_(((where[1:] + where[:-1]).div_(2, rounding_mode="floor").add_(1),),
+                              same, accumulate=True)
+    which = marks.cumsum_(-1)
     return (peak_bin.reshape(*shape[:-1], n_peaks), count.reshape(shape[:-1]),
             which.reshape(shape))
 
@@ -120,7 +125,8 @@ def peak_rotations(
     in the frame before the block.
 
     Args:
-        peak_bin, count, which: the peaks of each frame, from :func:`peaks`.
+        peak_bin, count, which: the peaks of each frame, from :func:`padded_peaks` (``which``
+            as flat indices).
         peak_freq: ``(B, nb, P)`` rad/sample, the frequency at each peak.
         excess: ``(B, nb)`` samples.
         restart: ``(B, nb, P)`` bool, the peaks that restart at 0 (on a reset bin).
@@ -131,32 +137,36 @@ def peak_rotations(
     """
     b, nb, n_peaks = peak_bin.shape
     device = peak_bin.device
-    slots = nb * n_peaks
+    slots = b * nb * n_peaks  # every item's peaks in one flat layout, then the sentinel
     first = peak_bin[:, 0]  # (B, P)
-    # Parents: the previous frame's peak owning the same bin (for the first frame, the carry:
-    # the rotation and frequency of each bin in the frame before the block).
-    parent_slot = which[:, :-1].gather(-1, peak_bin[:, 1:])  # frames 1 .. nb - 1
+    # Parents: the previous frame's peak owning the same bin, as a flat slot (for the first
+    # frame, the carry: the rotation and frequency of each bin in the frame before the block).
+    parent = which[:, :-1].gather(-1, peak_bin[:, 1:])  # frames 1 .. nb - 1
     parent_freq = torch.cat([carry_freq.gather(-1, first).unsqueeze(1),
-                             peak_freq[:, :-1].gather(-1, parent_slot)], 1)
+                             _take(peak_freq, parent)], 1)
     # excess * (w_parent + w) / 2 (the halving is exact, on either factor)
     value = (parent_freq + peak_freq).to(torch.float64).mul_(0.5 * excess.unsqueeze(-1))
     value[:, 0] += carry_rot.gather(-1, first)
     # Pointer doubling over the flat slots and a sentinel of value 0 that points to itself.
     # Roots (first frame, restarts, padding) point to the sentinel; every round doubles the
     # hops each pointer spans.
-    flat = value.new_zeros(b, slots + 1)
-    flat[:, :slots] = value.masked_fill_(restart, 0.0).view(b, slots)
-    pointer = torch.full((b, slots + 1), slots, dtype=torch.int64, device=device)
-    steps = pointer[:, :slots].view(b, nb, n_peaks)
-    later = parent_slot + torch.arange(0, slots - n_peaks, n_peaks, device=device).view(-1, 1)
-    steps[:, 1:] = later.masked_fill_(restart[:, 1:], slots)
+    flat = value.new_zeros(slots + 1)
+    flat[:slots] = value.masked_fill_(restart, 0.0).view(-1)
+    pointer = torch.full((slots + 1,), slots, dtype=torch.int32, device=device)
+    steps = pointer[:slots].view(b, nb, n_peaks)
+    steps[:, 1:] = parent.masked_fill_(restart[:, 1:], slots)
     steps.masked_fill_(torch.arange(n_peaks, device=device) >= count.unsqueeze(-1), slots)
     rounds = max(0, nb - 1).bit_length()  # ceil(log2(nb)) rounds, not frames
     for i in range(rounds):
-        flat.add_(flat.gather(1, pointer))
+        flat.add_(flat.index_select(0, pointer))
         if i + 1 < rounds:
-            pointer = pointer.gather(1, pointer)
-    return flat[:, :slots].view(b, nb, n_peaks)
+            pointer = pointer.index_select(0, pointer)
+    return flat[:slots].view(b, nb, n_peaks)
+
+
+def _take(values: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """``values.view(-1)[flat]`` (``flat`` int32 indices of any shape)."""
+    return values.reshape(-1).index_select(0, flat.reshape(-1)).view(flat.shape)
 
 
 class PhaseLocker:
@@ -218,10 +228,10 @@ class PhaseLocker:
         self.carry_power = shared[:, -1:]
         psi = wrap(peak_rotations(peak_bin, count, which, peak_freq, excess, restart,
                                   self.carry_rot, self.carry_freq))
-        self.carry_rot = psi[:, -1].gather(-1, which[:, -1])
-        self.carry_freq = peak_freq[:, -1].gather(-1, which[:, -1])
+        self.carry_rot = _take(psi, which[:, -1])
+        self.carry_freq = _take(peak_freq, which[:, -1])
         psi = psi.to(x_w.real.dtype)
-        spec = x_w.mul_(torch.polar(torch.ones_like(psi), psi).gather(-1, which))
+        spec = x_w.mul_(_take(torch.polar(torch.ones_like(psi), psi), which))
         return spec, power
 
     def _restarts(self, shared: torch.Tensor, shared_p: torch.Tensor, peak_bin: torch.Tensor,

@@ -13,8 +13,8 @@ propagation (Laroche & Dolson, 1999) and transient handling, written as whole-te
 2. **Analysis** at exactly ``tau_j`` (rounded to a sample, silence outside the signal): one real
    FFT per output frame. The window and its time derivative are applied in the frequency
    domain (cosine-sum windows are a few-tap convolution there; :mod:`pvrnn.effects.spectra`),
-   which gives every bin's reassigned instantaneous frequency (Auger & Flandrin) without a
-   second FFT or unwrapping.
+   which gives the reassigned instantaneous frequency (Auger & Flandrin) without a second FFT
+   or unwrapping; it is computed at the spectral peaks only, the bins whose frequency is used.
 3. **Peaks** (:mod:`pvrnn.effects.phaselock`). A peak is the largest of its 2 neighbours on
    each side; each bin belongs to the nearest peak (one cumsum of peak ranks, then two
    gathers).
