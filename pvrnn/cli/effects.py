@@ -33,14 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "sharp. --factor is output duration / input duration: 2 is twice as "
                     "long (half speed), 0.5 twice as short. With --to the factor moves "
                     "linearly from --factor at the start to --to at the end.",
-        example="pvrnn stretch voice.wav slow.wav --factor 2",
+        example="pvrnn stretch voice.wav slow.wav --factor 2\n"
+                "  pvrnn stretch piano.wav slow.wav --factor 2 --n-fft auto",
     )
     _io_args(stretch)
     stretch.add_argument("--factor", type=float, required=True,
                          help="output duration / input duration, > 0")
     stretch.add_argument("--to", type=float, default=None, metavar="FACTOR",
                          help="factor at the end of the sound (a linear ramp from --factor)")
-    _engine_args(stretch)
+    _engine_args(stretch, auto=True)
 
     pitch = add_command(
         subparsers, "pitch", run_pitch,
@@ -110,10 +111,30 @@ def _io_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
-def _engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-fft", type=int, default=2048, help="FFT size, samples (even)")
-    parser.add_argument("--hop-length", type=int, default=512,
-                        help="synthesis hop, samples (<= n-fft / 2)")
+def _fft_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a number of samples or 'auto'") from None
+
+
+def _engine_args(parser: argparse.ArgumentParser, auto: bool = False) -> None:
+    if auto:
+        parser.add_argument("--n-fft", type=_fft_size, default=2048,
+                            help="FFT size, samples (even), or 'auto': chosen from the sound "
+                                 "(1024 for vibrato and glides ... 4096 for piano chords and "
+                                 "dense textures), with its hop")
+        parser.set_defaults(hop_length=None)  # before the flag: --help shows no "None"
+        parser.add_argument("--hop-length", type=int, default=argparse.SUPPRESS,
+                            help="synthesis hop, samples (<= n-fft / 2; default 512, or the "
+                                 "automatic one)")
+    else:
+        parser.add_argument("--n-fft", type=int, default=2048, help="FFT size, samples (even)")
+        parser.add_argument("--hop-length", type=int, default=512,
+                            help="synthesis hop, samples (<= n-fft / 2)")
     parser.set_defaults(transients=True)  # before the flag, so --help shows no "default: True"
     parser.add_argument("--no-transients", dest="transients", action="store_false",
                         default=argparse.SUPPRESS,
@@ -207,13 +228,18 @@ def run_stretch(args: argparse.Namespace) -> int:
 
     check_output(args.output, force=args.force, inputs=[args.input])
     if _streaming(args):
+        from ..effects.resolution import choose_resolution_from_reader
         from ..effects.streaming import Stretcher
         from ..io import AudioReader
 
         with AudioReader(args.input) as reader:
+            n_fft, hop = args.n_fft, 512
+            if n_fft == "auto":
+                n_fft, hop = choose_resolution_from_reader(reader)
             stretcher = Stretcher(
                 reader.sample_rate, _ramp(args, reader.frames / reader.sample_rate),
-                reader.channels, n_fft=args.n_fft, hop_length=args.hop_length,
+                reader.channels, n_fft=n_fft, hop_length=hop if args.hop_length is None
+                else args.hop_length,
                 transients=args.transients, link_channels=True)
             stream = _StretcherStream(stretcher)
             return _stream_file("stretch", args, reader, stream)

@@ -48,6 +48,7 @@ from ..dsp.windows import Window
 from ..errors import check_positive, fail
 from .engine import StretchEngine
 from .onsets import detect_onsets
+from .resolution import choose_resolution
 from .spectra import check_fraction, check_input, check_stft
 from .timemap import Factor, factor_knots, flatten_curve
 
@@ -133,13 +134,33 @@ def stretch_engine(
     return run_engine(engine, audio, progress, desc)
 
 
+def _automatic(
+    n_fft: str, audio: Any, sample_rate: float, factor: Factor, window: Any
+) -> tuple[int, int, torch.Tensor]:
+    """``n_fft="auto"``: the settings :func:`~pvrnn.effects.resolution.choose_resolution`
+    picks for ``audio`` (checked here), after refusing what cannot go with them."""
+    if n_fft != "auto":
+        raise fail("n_fft", n_fft, "an even number of samples (e.g. 2048) or 'auto'")
+    if not isinstance(window, str):
+        raise fail("window", window, "a window name with n_fft='auto' (a tensor fixes n_fft)")
+    if not (isinstance(factor, numbers.Real) or callable(factor)):
+        raise fail("factor", factor, "a number or a callable with n_fft='auto' (a curve of "
+                   "frames depends on the hop the choice makes)")
+    audio = check_input(audio, 1)
+    n, hop = choose_resolution(audio, sample_rate)
+    while n > audio.shape[-1] and n > 16:  # a short sound: the longest window it holds
+        n //= 2
+        hop = max(1, min(hop, n // 4))
+    return n, hop, audio
+
+
 def time_stretch(
     audio: torch.Tensor,
     sample_rate: float,
     factor: Factor,
     *,
-    n_fft: int = 2048,
-    hop_length: int = 512,
+    n_fft: int | str = 2048,
+    hop_length: int | None = None,
     window: str | torch.Tensor = "hann",
     transients: bool = True,
     onset_threshold: float = 0.4,
@@ -168,9 +189,15 @@ def time_stretch(
             apart, linear in between; leading dims broadcast against ``audio``'s, and every
             item must get the same output length); or a callable taking the frame times in
             seconds (a float64 tensor) and returning such a curve.
-        n_fft (int): FFT size, even; 2048 (46 ms at 44.1 kHz) resolves partials 21.5 Hz apart.
-        hop_length (int): output samples between synthesis frames, ``<= n_fft // 2``; also the
-            spacing of the ``factor`` curve and of the onset detector. ``n_fft // 4`` is best.
+        n_fft (int or str): FFT size, even; 2048 (46 ms at 44.1 kHz) resolves partials 21.5 Hz
+            apart. ``"auto"``: chosen from the sound, the shortest window that puts 4 bins
+            between neighbouring partials, from 23 to 93 ms (1024 for a tone with vibrato or
+            a glide, 4096 for piano chords or a dense texture; see
+            :mod:`pvrnn.effects.resolution`), with its hop; then ``factor`` cannot be a curve
+            of frames, and ``window`` must be a name.
+        hop_length (int, optional): output samples between synthesis frames,
+            ``<= n_fft // 2``; also the spacing of the ``factor`` curve and of the onset
+            detector. Default 512 (with ``n_fft="auto"``: chosen with it).
         window (str or Tensor): ``"hann"`` (default), ``"hamming"``, ``"blackman"``,
             ``"rectangular"`` (``"boxcar"``) or a tensor of ``n_fft`` samples: any window
             :class:`pvrnn.PhaseVocoder` accepts (:mod:`pvrnn.dsp.windows`). The rectangular
@@ -202,9 +229,13 @@ def time_stretch(
         >>> slow = pvrnn.time_stretch(audio, rate, 2.0)          # twice as long, same pitch
         >>> ramp = pvrnn.time_stretch(audio, rate, lambda t: 1 + t)  # slowing down over time
     """
-    n_fft, hop_length, resolved = check_stft(n_fft, hop_length, window)
-    audio = check_input(audio, n_fft)
     sample_rate = check_positive("sample_rate", sample_rate)
+    if isinstance(n_fft, str):
+        n_fft, chosen_hop, audio = _automatic(n_fft, audio, sample_rate, factor, window)
+        hop_length = chosen_hop if hop_length is None else hop_length
+    n_fft, hop_length, resolved = check_stft(n_fft, 512 if hop_length is None else hop_length,
+                                             window)
+    audio = check_input(audio, n_fft)
     onset_threshold = check_fraction("onset_threshold", onset_threshold)
     if isinstance(factor, numbers.Real) and not isinstance(factor, bool):
         if check_positive("factor", factor) == 1.0:

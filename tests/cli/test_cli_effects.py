@@ -248,3 +248,27 @@ def test_cross_failing_midway_leaves_no_output(tmp_path):
                    str(tmp_path / "out.wav")])
     assert status == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["car.wav", "mod.wav"]
+
+
+def test_stretch_chooses_its_window_from_the_file(tmp_path):
+    """--n-fft auto streams the file with the settings time_stretch(n_fft="auto") chooses."""
+    import torch
+
+    import pvrnn
+
+    t = np.arange(2 * SR) / SR
+    low = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 20))  # wants 4096
+    source = tmp_path / "low.wav"
+    sf.write(source, (0.2 * low).astype(np.float32), SR, subtype="FLOAT")
+    result = pvrnn_cli("stretch", str(source), str(tmp_path / "out.wav"), "--factor", "1.5",
+                       "--n-fft", "auto")
+    assert result.returncode == 0, result.stderr.decode()
+    got, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+    audio = torch.from_numpy((0.2 * low).astype(np.float32))
+    want = pvrnn.time_stretch(audio[None], SR, 1.5, n_fft="auto", link_channels=True)[0]
+    assert got.shape[0] == want.shape[0]
+    assert np.abs(got - want.numpy()).max() < 2 / 32768  # the 16-bit file's rounding
+    assert np.abs(got - pvrnn.time_stretch(audio, SR, 1.5).numpy()).max() > 1e-3  # not 2048
+    bad = pvrnn_cli("stretch", str(source), str(tmp_path / "bad.wav"), "--factor", "2",
+                    "--n-fft", "fast")
+    assert bad.returncode != 0 and "auto" in bad.stderr.decode()
