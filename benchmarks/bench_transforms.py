@@ -1,6 +1,7 @@
 """Time-stretch quality and speed: pvrnn against the tools sound designers use.
 
-Runs, in one process and on the same inputs, ``pvrnn.time_stretch`` against
+Runs, in one process and on the same inputs, ``pvrnn.time_stretch`` (default settings, and
+``n_fft="auto"``: the window chosen from the sound) against
 ``librosa.effects.time_stretch``, pytsmod's phase-locked phase vocoder, Rubber Band through
 pyrubberband (R2 default and R3 ``--fine``; needs the ``rubberband`` binary) and through
 pedalboard (the Rubber Band library, ``high_quality``), Signalsmith Stretch (python-stretch)
@@ -116,7 +117,7 @@ SYNTHETIC: Dict[str, Callable[[float, float], np.ndarray]] = {
     "click train": click_train,
     "sine 440": sine,
 }
-RECORDINGS = ("clarinet_phrase", "piano_phrase")
+RECORDINGS = ("clarinet_phrase", "piano_phrase", "texture")
 
 
 # -- tools ----------------------------------------------------------------------------------------
@@ -124,8 +125,13 @@ def _pvrnn(x: np.ndarray, factor: float) -> np.ndarray:
     return pvrnn.time_stretch(torch.from_numpy(x), SR, factor).numpy()
 
 
+def _pvrnn_auto(x: np.ndarray, factor: float) -> np.ndarray:
+    return pvrnn.time_stretch(torch.from_numpy(x), SR, factor, n_fft="auto").numpy()
+
+
 def available_tools() -> Dict[str, Callable[[np.ndarray, float], np.ndarray]]:
-    tools: Dict[str, Callable[[np.ndarray, float], np.ndarray]] = {"pvrnn": _pvrnn}
+    tools: Dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+        "pvrnn": _pvrnn, "pvrnn auto": _pvrnn_auto}
     try:
         import librosa
 
