@@ -375,7 +375,8 @@ class StretchEngine:
                        reset: torch.Tensor) -> None:
         """Output frames from ``j0`` on, read at ``positions``: phase locking, overlap-add."""
         groups = self.groups
-        spec, power = self.locker(self._read(positions), excess[:groups], reset[:groups])
+        spec, power = self.locker(lambda: self._read(positions), excess[:groups],
+                                  reset[:groups])
         if self.gain is not None:
             spec = spec * self.gain(power.sqrt())
         frames = torch.fft.irfft(spec, n=self.n_fft).mul_(self.synthesis)

@@ -80,6 +80,7 @@ def onset_fraction_block(
         wide[..., :s], wide[..., k + s :] = 0.0, 0.0
         power = wide[..., s : s + k]
         torch.mul(spec.real, spec.real, out=power).addcmul_(spec.imag, spec.imag)
+        del spec  # freed before the next arrays: fewer large allocations at once
         spread = wide.new_empty(b, nb + 1, k)
         window_max(wide, 2 * s + 1, out=spread[:, 1:])
         spread[:, :1] = spread[:, 1:2] if previous is None else previous

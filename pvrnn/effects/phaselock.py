@@ -10,6 +10,7 @@ by pointer doubling: a few rounds of gathers, no loop over frames.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -197,13 +198,16 @@ class PhaseLocker:
         self.bin_freq = bins.to(dtype)
         self.tiny = torch.finfo(dtype).tiny
 
-    def __call__(self, frames: torch.Tensor, excess: torch.Tensor,
+    def __call__(self, read: Callable[[], torch.Tensor], excess: torch.Tensor,
                  reset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw frames ``(B, nb, N)``, the output hop minus the analysis hop ``(groups, nb)``
-        float64 and the onset frames ``(groups, nb)`` bool: the rotated spectra and their
-        squared magnitudes, ``(B, nb, K)`` each (the spectra in place of the windowed ones).
-        """
-        x_w, source = windowed(frames, self.window)
+        """The raw frames ``(B, nb, N)`` that ``read()`` returns (called once: they are freed
+        as soon as they are transformed), the output hop minus the analysis hop
+        ``(groups, nb)`` float64 and the onset frames ``(groups, nb)`` bool: the rotated
+        spectra and their squared magnitudes, ``(B, nb, K)`` each (the spectra in place of the
+        windowed ones). Large arrays are let go as soon as they are used up: fewer
+        allocations at once stay below the allocator's threshold for giving memory back
+        (whose page faults cost more than the work)."""
+        x_w, source = windowed(read(), self.window)
         re, im = x_w.real, x_w.imag
         r, k = _LOCK_RADIUS, self.k
         # Squared magnitudes with the zero bins either side that the peak search reads.
@@ -217,6 +221,7 @@ class PhaseLocker:
         # Each peak's reassigned frequency, bin_freq - clamp(cross / power) (cross: the
         # derivative's spectrum against the spectrum), at the peaks only.
         d = derivative_at(source, peak_bin, self.window)
+        del source
         x_p = x_w.gather(-1, peak_bin.expand(x_w.shape[0], -1, -1))
         cross = torch.mul(d.real, x_p.real).addcmul_(d.imag, x_p.imag)
         if self.link:
