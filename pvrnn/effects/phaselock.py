@@ -43,8 +43,8 @@ def peaks(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
     Returns:
         ``peak_bin`` ``(B, nb, P)``: the bins of the (up to ``P``) peaks of each frame, in
-        order, padded with 0; ``count`` ``(B, nb)``: how many; ``which`` ``(B, nb, K)``: the
-        index in ``peak_bin`` of each bin's peak.
+        order, padded with the frame's last peak; ``count`` ``(B, nb)``: how many; ``which``
+        ``(B, nb, K)``: the index in ``peak_bin`` of each bin's peak.
     """
     peak_bin, count, which = padded_peaks(F.pad(power, (_LOCK_RADIUS, _LOCK_RADIUS)))
     rows = torch.arange(which.numel() // which.shape[-1], device=which.device)
@@ -86,9 +86,10 @@ def padded_peaks(wide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
         first = torch.searchsorted(where, starts)
         count = first.diff()
     n_peaks = int(count.max())
-    slot = torch.arange(n_peaks, device=device)
-    at = (first[:-1].unsqueeze(1) + slot).clamp_(max=where.shape[0] - 1)
-    peak_bin = torch.where(slot < count.unsqueeze(1), where[at] - starts[:-1].unsqueeze(1), 0)
+    # Slots past a frame's count repeat its last peak (nothing reads them: a valid bin).
+    last = (first[1:] - 1).unsqueeze(1)
+    at = torch.minimum(first[:-1].unsqueeze(1) + torch.arange(n_peaks, device=device), last)
+    peak_bin = where[at] - starts[:-1].unsqueeze(1)
     # Bin b belongs to peak t rather than t - 1 from the first bin nearer to it,
     # (bin[t - 1] + bin[t]) // 2 + 1 (in flat indices too, within a row); its peak's index
     # counts these switches up to b. The pairs across two rows (before each row's first

@@ -111,8 +111,7 @@ def derivative_at(source: torch.Tensor, bins: torch.Tensor, window: Window) -> t
     if m == 0:
         return source.new_zeros(bins.shape)
     n_fft = 2 * (k - 1)
-    taps = torch.tensor([s * q for q in range(1, m + 1) for s in (-1, 1)], device=bins.device)
-    near = bins.unsqueeze(-1) + taps  # (..., P, 2 m): bins - 1, + 1, - 2, + 2, ...
+    near = bins.unsqueeze(-1) + _offsets(m, bins.device)  # (..., P, 2 m): -1, +1, -2, +2, ..
     outside = (near < 0) | (near >= k)
     folded = torch.where(near >= k, n_fft - near, near.abs())
     values = torch.view_as_real(source.gather(-1, folded.flatten(-2)))
@@ -172,7 +171,8 @@ def _taps(
     return torch.view_as_complex(x_w), torch.view_as_complex(d) if derivative else None
 
 
-_EDGES: dict = {}
+#: Small index tensors of the taps, per size and device.
+_CACHE: dict = {}
 
 
 def _edge_bins(k: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,10 +180,19 @@ def _edge_bins(k: int, m: int, device: torch.device) -> tuple[torch.Tensor, torc
     into ``[0, k)``, and the sign of each one's real and imaginary part, ``(6 m,)`` and
     ``(6 m, 2)`` (-1 on the imaginary part of the folded ones: conjugates)."""
     key = (k, m, str(device))
-    if key not in _EDGES:
+    if key not in _CACHE:
         bins = torch.cat([torch.arange(-m, 2 * m), torch.arange(k - 2 * m, k + m)])
         index = torch.where(bins < 0, -bins, torch.where(bins >= k, 2 * (k - 1) - bins, bins))
         sign = torch.ones(6 * m, 2)
         sign[:, 1] = torch.where((bins < 0) | (bins >= k), -1.0, 1.0)
-        _EDGES[key] = (index.to(device), sign.to(device))
-    return _EDGES[key]
+        _CACHE[key] = (index.to(device), sign.to(device))
+    return _CACHE[key]
+
+
+def _offsets(m: int, device: torch.device) -> torch.Tensor:
+    """``[-1, 1, -2, 2, .., -m, m]`` int64 (cached)."""
+    key = (m, str(device))
+    if key not in _CACHE:
+        steps = [s * q for q in range(1, m + 1) for s in (-1, 1)]
+        _CACHE[key] = torch.tensor(steps, device=device)
+    return _CACHE[key]
