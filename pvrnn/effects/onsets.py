@@ -71,16 +71,18 @@ def onset_fraction_block(
     taper = window.on(frames)  # no time derivative needed: the window is applied in time
     fractions = []
     for start in range(0, g, block):  # blocks of frames: bounded memory on long inputs
-        spec = torch.fft.rfft(frames[:, start : start + block] * taper)
-        nb = spec.shape[1]
+        # Squared magnitudes (re^2 and im^2 squared in place on the contiguous real view,
+        # then one add: half the strided passes of re * re + im * im) with s zeros on each
+        # side, and the spread maximum of the frame before each frame: row 0 that of the
+        # block's previous frame.
+        squares = torch.view_as_real(torch.fft.rfft(frames[:, start : start + block] * taper))
+        squares.square_()
+        nb = squares.shape[1]
         floor = floors[:, start : start + block]
-        # Squared magnitudes with s zeros on each side, and the spread maximum of the frame
-        # before each frame: row 0 that of the block's previous frame.
-        wide = spec.real.new_empty(b, nb, k + 2 * s)
+        wide = squares.new_empty(b, nb, k + 2 * s)
         wide[..., :s], wide[..., k + s :] = 0.0, 0.0
-        power = wide[..., s : s + k]
-        torch.mul(spec.real, spec.real, out=power).addcmul_(spec.imag, spec.imag)
-        del spec  # freed before the next arrays: fewer large allocations at once
+        power = torch.add(squares[..., 0], squares[..., 1], out=wide[..., s : s + k])
+        del squares  # freed before the next arrays: fewer large allocations at once
         spread = wide.new_empty(b, nb + 1, k)
         window_max(wide, 2 * s + 1, out=spread[:, 1:])
         spread[:, :1] = spread[:, 1:2] if previous is None else previous
