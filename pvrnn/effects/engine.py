@@ -47,10 +47,12 @@ __all__ = ["StretchEngine", "REACH_SECONDS"]
 REACH_SECONDS = 0.25
 #: A position past any frame count (the envelope of samples not yet near the end).
 _MANY = 1 << 62
-#: Elements (frames x bins x items) per block of frames (onset analysis, output frames): their
-#: spectra and the arrays derived from them stay in a core's L2 cache; fewer, larger blocks
-#: would spend less on dispatch but more on memory.
-FRAME_BLOCK_ELEMENTS = 1 << 17
+#: Elements (frames x bins x items) per block of onset frames and of output frames: their
+#: spectra and the arrays derived from them stay near a core's L2 cache, and few enough large
+#: arrays are alive at once that the allocator keeps their memory (no page faults); fewer,
+#: larger blocks spend less on dispatch (a few hundred small operations per block).
+ONSET_BLOCK_ELEMENTS = 1 << 17
+FRAME_BLOCK_ELEMENTS = 3 << 16
 
 
 class StretchEngine:
@@ -94,6 +96,7 @@ class StretchEngine:
         self.ahead = 2 * self.reach + 2 if self.protect else 2
         self.width = max(1, -(-n_fft // (2 * hop)))  # cells an onset covers
         self.block = max(16, FRAME_BLOCK_ELEMENTS // (items * self.k))
+        onset_block = max(16, ONSET_BLOCK_ELEMENTS // (items * self.k))
         self.set_factor(factor)
         dev, f64 = self.device, torch.float64
         # Input, in padded coordinates (sample p of the padded signal is audio sample p - half).
@@ -104,7 +107,7 @@ class StretchEngine:
         # Onset grid.
         self.g_done = 0
         self.tracker = OnsetTracker(self.src, n_fft, hop, window, onset_threshold,
-                                    self.width, self.block, dtype, dev)
+                                    self.width, onset_block, dtype, dev)
         # Cells from cell_base on: knots (rows of the factor), quantised ideal, flags.
         self.cell_base = 0
         self.knot_vals = torch.zeros(self.factor_rows, 0, dtype=f64, device=dev)
