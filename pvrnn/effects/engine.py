@@ -166,14 +166,19 @@ class StretchEngine:
 
     # -- feeding -----------------------------------------------------------------------------
     def feed(self, audio: torch.Tensor) -> torch.Tensor:
-        """Append ``(items, m)`` samples; return the output samples now complete."""
+        """Append ``(items, m)`` samples; return the output samples now complete (all of them
+        once the ``length`` announced has arrived: then :meth:`finish` has nothing left)."""
         if audio.shape[-1]:
             self.buf = torch.cat([self.buf, audio.to(self.dtype)], dim=1)
             self.n_in += audio.shape[-1]
+        if self.length is not None and self.n_in == self.length:
+            return self.finish()  # one last pass over the end, not two
         return self._advance()
 
     def finish(self) -> torch.Tensor:
         """The input has ended: return the rest of the output."""
+        if self.finished:  # by the feed that completed the announced length
+            return self.acc.new_zeros(self.b, 0)
         self.finished = True
         n = self.n_in
         if self.length is not None and self.length != n:
