@@ -28,6 +28,7 @@ the DSP):
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable
 
@@ -330,8 +331,12 @@ class StretchEngine:
             need = (n_frames - 1) * hop + self.n_fft - self.acc_pos
             if need > self.acc.shape[1]:  # once per call: no regrowth per block
                 self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))
-            for i in range(0, n_frames - j0, self.block):  # blocks of frames: bounded memory
-                part = slice(i, i + self.block)
+            # Blocks of frames (bounded memory), evenly split; a rest under a quarter block
+            # joins the others (each block costs a few hundred small operations).
+            n = n_frames - j0
+            size = -(-n // max(1, math.ceil(n / self.block - 0.25)))
+            for i in range(0, n, size):
+                part = slice(i, i + size)
                 self._stretch_block(j0 + i, positions[:, part], excess[:, part], reset[:, part])
             self.j_done = n_frames
         # Output samples before j_done * hop are complete (padded coordinates).
