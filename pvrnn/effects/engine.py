@@ -40,6 +40,7 @@ from ..dsp.windows import Window
 from ..errors import PvrnnError, fail
 from .onsets import OnsetTracker
 from .phaselock import PhaseLocker
+from .spectra import frames_at
 from .timemap import FIXED, MAX_OUTPUT, call_factor, local_map, rescale_knots
 
 __all__ = ["StretchEngine", "REACH_SECONDS"]
@@ -396,30 +397,8 @@ class StretchEngine:
         overlap_add(frames, self.hop, out=self.acc, offset=j0 * self.hop - self.acc_pos)
 
     def _read(self, positions: torch.Tensor) -> torch.Tensor:
-        """The raw frames ``(items, nb, n_fft)`` of the input at padded sample ``positions``
-        ``(items, nb)``: a strided view of the buffer where they are evenly spaced and the
-        same for every item (a constant factor between onsets; the FFT reads the frames where
-        they are), else one ``index_select`` of rows of such a view (faster than advanced
-        indexing)."""
-        buf, n = self.buf, self.n_fft
-        if buf.stride(-1) != 1:
-            buf = buf.contiguous()
-        row = buf.stride(0)
-        start = positions - self.buf_pos
-        first, nb = int(start[0, 0]), start.shape[1]
-        step = int(start[0, 1] - start[0, 0]) if nb > 1 else 1
-        if step > 0 and bool((start == first + step * self._steps(nb)).all()):
-            return buf.as_strided((self.b, nb, n), (row, step, 1), buf.storage_offset() + first)
-        windows = buf.as_strided(((self.b - 1) * row + buf.shape[1] - n + 1, n), (1, 1))
-        if self.b > 1:
-            start = start + torch.arange(self.b, device=self.device).unsqueeze(1) * row
-        return windows.index_select(0, start.reshape(-1)).view(*positions.shape, n)
-
-    def _steps(self, nb: int) -> torch.Tensor:
-        """``arange(nb)`` (int64, cached: one per block size)."""
-        if getattr(self, "_arange", None) is None or self._arange.shape[0] < nb:
-            self._arange = torch.arange(max(nb, self.block * 2), device=self.device)
-        return self._arange[:nb]
+        """The raw frames ``(items, nb, n_fft)`` at padded sample ``positions``."""
+        return frames_at(self.buf, positions - self.buf_pos, self.n_fft)
 
     def _trim(self) -> None:
         """Drop the input, output and cells nothing will read again."""

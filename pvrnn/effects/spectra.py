@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..dsp.windows import Window, resolve_window
 from ..errors import check_audio, check_int, check_positive, fail
 
-__all__ = ["check_stft", "check_input", "check_fraction", "padded", "spectra", "windowed",
-           "derivative_at", "window_max", "BLOCK_ELEMENTS"]
+__all__ = ["check_stft", "check_input", "check_fraction", "padded", "frames_at", "spectra",
+           "windowed", "derivative_at", "window_max", "BLOCK_ELEMENTS"]
 
 #: Elements (frames x bins x batch) per block of work: bounds memory on long inputs.
 BLOCK_ELEMENTS = 1 << 18
@@ -63,6 +63,25 @@ def check_fraction(name: str, value: Any) -> float:
 def padded(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
     """``(B, n)`` -> ``(B, n + n_fft)``: frames centred on every sample, silence outside."""
     return F.pad(audio, (n_fft // 2, n_fft // 2))
+
+
+def frames_at(audio: torch.Tensor, starts: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """The frames ``(B, nb, n_fft)`` of ``audio`` ``(B, n)`` starting at samples ``starts``
+    ``(B, nb)``: a strided view where they are evenly spaced and the same for every row (a
+    constant stretch factor between onsets: the FFT then reads them where they are), else one
+    ``index_select`` of rows of such a view (faster than advanced indexing)."""
+    if audio.stride(-1) != 1:
+        audio = audio.contiguous()
+    b, nb = starts.shape
+    row = audio.stride(0)
+    first = int(starts[0, 0])
+    step = int(starts[0, 1] - starts[0, 0]) if nb > 1 else 1
+    if step > 0 and bool((starts == first + step * _arange(nb, starts.device)).all()):
+        return audio.as_strided((b, nb, n_fft), (row, step, 1), audio.storage_offset() + first)
+    windows = audio.as_strided(((b - 1) * row + audio.shape[1] - n_fft + 1, n_fft), (1, 1))
+    if b > 1:
+        starts = starts + torch.arange(b, device=starts.device).unsqueeze(1) * row
+    return windows.index_select(0, starts.reshape(-1)).view(b, nb, n_fft)
 
 
 def spectra(
@@ -171,7 +190,7 @@ def _taps(
     return torch.view_as_complex(x_w), torch.view_as_complex(d) if derivative else None
 
 
-#: Small index tensors of the taps, per size and device.
+#: Small index tensors (the taps, an arange), per size and device.
 _CACHE: dict = {}
 
 
@@ -196,3 +215,11 @@ def _offsets(m: int, device: torch.device) -> torch.Tensor:
         steps = [s * q for q in range(1, m + 1) for s in (-1, 1)]
         _CACHE[key] = torch.tensor(steps, device=device)
     return _CACHE[key]
+
+
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """``arange(n)`` int64 (a cached one, grown as needed)."""
+    key = ("arange", str(device))
+    if key not in _CACHE or _CACHE[key].shape[0] < n:
+        _CACHE[key] = torch.arange(max(n, 1024), device=device)
+    return _CACHE[key][:n]
