@@ -28,7 +28,6 @@ the DSP):
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Callable
 
@@ -40,7 +39,7 @@ from ..dsp.windows import Window
 from ..errors import PvrnnError, fail
 from .onsets import OnsetTracker
 from .phaselock import PhaseLocker
-from .spectra import frames_at
+from .spectra import block_size, frames_at
 from .timemap import FIXED, MAX_OUTPUT, call_factor, local_map, rescale_knots
 
 __all__ = ["StretchEngine", "REACH_SECONDS"]
@@ -332,11 +331,9 @@ class StretchEngine:
             need = (n_frames - 1) * hop + self.n_fft - self.acc_pos
             if need > self.acc.shape[1]:  # once per call: no regrowth per block
                 self.acc = F.pad(self.acc, (0, need - self.acc.shape[1]))
-            # Blocks of frames (bounded memory), evenly split; a rest under a quarter block
-            # joins the others (each block costs a few hundred small operations).
             n = n_frames - j0
-            size = -(-n // max(1, math.ceil(n / self.block - 0.25)))
-            for i in range(0, n, size):
+            size = block_size(n, self.block)
+            for i in range(0, n, size):  # blocks of frames: bounded memory
                 part = slice(i, i + size)
                 self._stretch_block(j0 + i, positions[:, part], excess[:, part], reset[:, part])
             self.j_done = n_frames

@@ -15,7 +15,15 @@ import torch.nn.functional as F
 
 from ..dsp.windows import Window
 from ..errors import check_positive
-from .spectra import BLOCK_ELEMENTS, check_fraction, check_input, check_stft, padded, window_max
+from .spectra import (
+    BLOCK_ELEMENTS,
+    block_size,
+    check_fraction,
+    check_input,
+    check_stft,
+    padded,
+    window_max,
+)
 
 __all__ = ["OnsetTracker", "detect_onsets", "onset_fraction_block", "running_peak", "spread_max",
            "RISE", "SHARP_ONSET"]
@@ -70,6 +78,7 @@ def onset_fraction_block(
     floors = (peak * scale).clamp_min(torch.finfo(frames.dtype).tiny).square().unsqueeze(-1)
     taper = window.on(frames)  # no time derivative needed: the window is applied in time
     fractions = []
+    block = block_size(g, block)
     for start in range(0, g, block):  # blocks of frames: bounded memory on long inputs
         # Squared magnitudes (re^2 and im^2 squared in place on the contiguous real view,
         # then one add: half the strided passes of re * re + im * im) with s zeros on each

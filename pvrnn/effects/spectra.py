@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..dsp.windows import Window, resolve_window
 from ..errors import check_audio, check_int, check_positive, fail
 
-__all__ = ["check_stft", "check_input", "check_fraction", "padded", "frames_at", "spectra",
-           "windowed", "derivative_at", "window_max", "BLOCK_ELEMENTS"]
+__all__ = ["check_stft", "check_input", "check_fraction", "padded", "block_size", "frames_at",
+           "spectra", "windowed", "derivative_at", "window_max", "BLOCK_ELEMENTS"]
 
 #: Elements (frames x bins x batch) per block of work: bounds memory on long inputs.
 BLOCK_ELEMENTS = 1 << 18
@@ -63,6 +63,13 @@ def check_fraction(name: str, value: Any) -> float:
 def padded(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
     """``(B, n)`` -> ``(B, n + n_fft)``: frames centred on every sample, silence outside."""
     return F.pad(audio, (n_fft // 2, n_fft // 2))
+
+
+def block_size(n: int, block: int) -> int:
+    """Frames per block for ``n`` frames in blocks of about ``block`` (bounded memory): split
+    evenly, a rest under a quarter block joined to the others (each block costs a few
+    hundred small operations)."""
+    return -(-n // max(1, math.ceil(n / block - 0.25)))
 
 
 def frames_at(audio: torch.Tensor, starts: torch.Tensor, n_fft: int) -> torch.Tensor:
