@@ -326,7 +326,8 @@ def main(argv: List[str] | None = None) -> int:
                              "stalls on a busy machine")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time the runs by wall clock (default) or by this process's CPU "
-                             "time (steadier when other work shares the machine)")
+                             "time (steadier when other work shares the machine; a tool that "
+                             "runs a subprocess, pyrubberband, is then not counted)")
     args = parser.parse_args(argv)
     global _clock
     _clock = CLOCKS[args.clock]
