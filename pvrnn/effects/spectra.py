@@ -40,6 +40,9 @@ def window_max(wide: torch.Tensor, span: int, out: torch.Tensor | None = None) -
 def check_stft(n_fft: Any, hop_length: Any, window: Any) -> tuple[int, int, Window]:
     """``n_fft`` (even, >= 16), ``hop_length`` (``1 .. n_fft // 2``) and the resolved window
     (any window :class:`pvrnn.PhaseVocoder` accepts, of ``n_fft`` samples)."""
+    if isinstance(n_fft, str) and n_fft == "auto":  # time_stretch resolves it before this
+        raise fail("n_fft", n_fft, "an even number of samples here ('auto' chooses from the "
+                   "whole sound: time_stretch and pvrnn stretch take it)")
     n_fft = check_int("n_fft", n_fft, low=16)
     if n_fft % 2:
         raise fail("n_fft", n_fft, "an even number of samples (e.g. 2048)")

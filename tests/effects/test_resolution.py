@@ -77,6 +77,11 @@ def test_auto_refuses_what_cannot_go_with_it():
         pvrnn.time_stretch(tone, SR, torch.full((100,), 2.0), n_fft="auto")
     with pytest.raises(PvrnnError, match="audio="):
         pvrnn.time_stretch(torch.full((4096,), math.nan), SR, 2.0, n_fft="auto")
+    # where the whole sound is not at hand, 'auto' is refused with the reason
+    with pytest.raises(PvrnnError, match="n_fft='auto'.*whole sound"):
+        pvrnn.Stretcher(SR, factor=2.0, n_fft="auto")
+    with pytest.raises(PvrnnError, match="n_fft='auto'.*whole sound"):
+        pvrnn.pitch_shift(tone, SR, 3.0, n_fft="auto")
 
 
 def test_a_long_file_is_measured_on_the_same_excerpts_as_in_memory(tmp_path, monkeypatch):
