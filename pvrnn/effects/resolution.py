@@ -50,7 +50,8 @@ def _starts(length: int, sample_rate: float) -> list[int] | None:
     n = int(EXCERPT_SECONDS * sample_rate)
     if length <= EXCERPTS * n:
         return None
-    return torch.linspace(0, length - n, EXCERPTS).long().tolist()
+    # in integers: a float32 linspace over an hour of samples lands past the last excerpt
+    return [i * (length - n) // (EXCERPTS - 1) for i in range(EXCERPTS)]
 
 
 def _excerpts(audio: torch.Tensor, sample_rate: float) -> torch.Tensor:

@@ -95,3 +95,14 @@ def test_a_long_file_is_measured_on_the_same_excerpts_as_in_memory(tmp_path, mon
         first = next(iter(reader.blocks(1000)))  # the reader still reads from the start
     assert from_file == choose_resolution(audio, rate)
     torch.testing.assert_close(first[0], audio[:1000])
+
+
+def test_excerpts_of_an_hour_end_at_the_last_sample():
+    """Excerpt starts in integers: a float32 linspace put the last one 8 samples short (the
+    one-hour streaming benchmark's CLI run failed on it)."""
+    length = 3600 * SR + 123
+    n = int(resolution.EXCERPT_SECONDS * SR)
+    starts = resolution._starts(length, SR)
+    assert len(starts) == resolution.EXCERPTS and starts[0] == 0
+    assert starts[-1] + n == length
+    assert all(b > a for a, b in zip(starts, starts[1:]))
