@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "long (half speed), 0.5 twice as short. With --to the factor moves "
                     "linearly from --factor at the start to --to at the end.",
         example="pvrnn stretch voice.wav slow.wav --factor 2\n"
-                "  pvrnn stretch piano.wav slow.wav --factor 2 --n-fft auto",
+                "  pvrnn stretch loop.wav short.wav --factor 0.5 --n-fft 2048 --hop-length 512",
     )
     _io_args(stretch)
     stretch.add_argument("--factor", type=float, required=True,
@@ -123,14 +123,14 @@ def _fft_size(text: str) -> int | str:
 
 def _engine_args(parser: argparse.ArgumentParser, auto: bool = False) -> None:
     if auto:
-        parser.add_argument("--n-fft", type=_fft_size, default=2048,
+        parser.add_argument("--n-fft", type=_fft_size, default="auto",
                             help="FFT size, samples (even), or 'auto': chosen from the sound "
                                  "(1024 for vibrato and glides ... 4096 for piano chords and "
-                                 "dense textures), with its hop")
+                                 "dense textures), with its hop; 2048 is the Python default")
         parser.set_defaults(hop_length=None)  # before the flag: --help shows no "None"
         parser.add_argument("--hop-length", type=int, default=argparse.SUPPRESS,
-                            help="synthesis hop, samples (<= n-fft / 2; default 512, or the "
-                                 "automatic one)")
+                            help="synthesis hop, samples (<= n-fft / 2; default: with --n-fft "
+                                 "auto the automatic one, else 512)")
     else:
         parser.add_argument("--n-fft", type=int, default=2048, help="FFT size, samples (even)")
         parser.add_argument("--hop-length", type=int, default=512,

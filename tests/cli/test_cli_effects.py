@@ -165,7 +165,7 @@ def test_file_to_file_streams_to_the_in_memory_result_with_a_progress_bar(tmp_pa
     for args, offline in (
         (["stretch", "--factor", "1.5", "--to", "0.75"],
          lambda: pvrnn.time_stretch(audio, SR, lambda s: 1.5 - 0.75 * s / 1.5,
-                                    link_channels=True)),
+                                    n_fft="auto", link_channels=True)),
         (["pitch", "--semitones", "4"],
          lambda: pvrnn.pitch_shift(audio, SR, 4.0, link_channels=True)),
     ):
@@ -251,7 +251,8 @@ def test_cross_failing_midway_leaves_no_output(tmp_path):
 
 
 def test_stretch_chooses_its_window_from_the_file(tmp_path):
-    """--n-fft auto streams the file with the settings time_stretch(n_fft="auto") chooses."""
+    """By default (--n-fft auto) the file streams with the settings time_stretch(n_fft="auto")
+    chooses."""
     import torch
 
     import pvrnn
@@ -260,8 +261,7 @@ def test_stretch_chooses_its_window_from_the_file(tmp_path):
     low = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 20))  # wants 4096
     source = tmp_path / "low.wav"
     sf.write(source, (0.2 * low).astype(np.float32), SR, subtype="FLOAT")
-    result = pvrnn_cli("stretch", str(source), str(tmp_path / "out.wav"), "--factor", "1.5",
-                       "--n-fft", "auto")
+    result = pvrnn_cli("stretch", str(source), str(tmp_path / "out.wav"), "--factor", "1.5")
     assert result.returncode == 0, result.stderr.decode()
     got, _ = sf.read(tmp_path / "out.wav", dtype="float32")
     audio = torch.from_numpy((0.2 * low).astype(np.float32))
@@ -269,6 +269,11 @@ def test_stretch_chooses_its_window_from_the_file(tmp_path):
     assert got.shape[0] == want.shape[0]
     assert np.abs(got - want.numpy()).max() < 2 / 32768  # the 16-bit file's rounding
     assert np.abs(got - pvrnn.time_stretch(audio, SR, 1.5).numpy()).max() > 1e-3  # not 2048
+    fixed = pvrnn_cli("stretch", str(source), str(tmp_path / "fixed.wav"), "--factor", "1.5",
+                      "--n-fft", "2048")
+    assert fixed.returncode == 0, fixed.stderr.decode()
+    got, _ = sf.read(tmp_path / "fixed.wav", dtype="float32")
+    assert np.abs(got - pvrnn.time_stretch(audio, SR, 1.5).numpy()).max() < 2 / 32768
     bad = pvrnn_cli("stretch", str(source), str(tmp_path / "bad.wav"), "--factor", "2",
                     "--n-fft", "fast")
     assert bad.returncode != 0 and "auto" in bad.stderr.decode()
