@@ -137,8 +137,7 @@ def synthesize(
     """
     batch, n_frames, n_bins = magnitude.shape
     rows = _rows(batch, n_bins, magnitude.device)
-    full = n_fft + hop_length * (n_frames - 1)
-    audio = magnitude.new_zeros(batch, full)
+    audio = magnitude.new_zeros(batch, n_fft + hop_length * (n_frames - 1))
     # The running phase is summed in finer units, 2**-40 turns: each frame's advance is rounded
     # to a unit, and over 1e5 frames of one steady frequency that rounding adds up (in the same
     # direction) to at most 1e5 * 2**-41 turns = 3e-7 rad, below float32's resolution of a phase.
@@ -172,9 +171,4 @@ def synthesize(
         torch.mul(p.sin_(), positive, out=parts[..., 1])
         frames = torch.fft.irfft(spec[:, :count], n=n_fft, dim=-1)
         ola.overlap_add(frames.mul_(window), hop_length, out=audio, offset=first * hop_length)
-    start = n_fft // 2  # center=True
-    stop = min(start + length, full)
-    out = audio[:, start:stop] / ola.envelope(table, n_frames, start, stop).to(audio.dtype)
-    if stop - start < length:  # past the last frame: silence, as torch.istft pads
-        out = torch.nn.functional.pad(out, (0, length - (stop - start)))
-    return out
+    return ola.normalised(audio, table, n_fft, n_frames, length)

@@ -123,11 +123,19 @@ def inverse_stft(
     n_frames = spec.shape[1]
     frames = torch.fft.irfft(spec, n=n_fft, dim=-1)  # (B, F, n_fft), contiguous
     frames.mul_(window)
-    audio = overlap_add(frames, hop_length)
-    full = audio.shape[-1]
+    return normalised(overlap_add(frames, hop_length), table, n_fft, n_frames, length)
+
+
+def normalised(
+    summed: torch.Tensor, table: torch.Tensor, n_fft: int, n_frames: int, length: int
+) -> torch.Tensor:
+    """What ``torch.istft(center=True, length=length)`` returns from the overlap-add ``summed``
+    ``(B, n_fft + hop (n_frames - 1))`` of ``n_frames`` windowed frames: ``length`` samples from
+    the first frame's centre, divided by the squared window's envelope (from ``table``), with
+    silence past the last frame."""
     start = n_fft // 2  # center=True
-    stop = min(start + length, full)
-    out = audio[:, start:stop] / envelope(table, n_frames, start, stop).to(audio.dtype)
+    stop = min(start + length, summed.shape[-1])
+    out = summed[:, start:stop] / envelope(table, n_frames, start, stop).to(summed.dtype)
     if stop - start < length:  # past the last frame: silence, as torch.istft pads
         out = torch.nn.functional.pad(out, (0, length - (stop - start)))
     return out

@@ -86,7 +86,7 @@ def partial_spacing(rows: torch.Tensor, sample_rate: float, n_fft: int) -> float
     loudest = power.amax(1)
     frames = loudest > loudest.max() * 10 ** (-FRAME_RANGE_DB / 10)
     power = power[frames]
-    if power.shape[0] == 0 or float(loudest.max()) == 0.0:
+    if power.shape[0] == 0:  # silence: no frame is louder than 0
         return None
     padded = torch.nn.functional.pad(power, (2, 2))
     neighbours = torch.stack([padded[:, i : i + power.shape[1]] for i in (0, 1, 3, 4)]).amax(0)
